@@ -1,0 +1,515 @@
+"""The life of one traced LLM call, shared by every integration.
+
+An integration calls ``start_span()`` on the caller's thread, where the user's call enters
+the library, so that task detection sees the user's frames. ``start_span`` returns ``None``
+when the call is not traced: another span is active in the same context (LangChain calling
+openai underneath, litellm calling openai), ``ignore_unmapped`` drops it, sampling drops it,
+or tracing itself failed. The integration then runs the original call, records the response
+or the error on the span and calls ``Span.end()``, which builds the trace dict of the wire
+format and hands it to the exporter's queue. Nothing else happens on the caller's thread.
+
+Two ``ContextVar``s carry the state, so threads and asyncio tasks never see each other's
+spans: ``_active_span`` is set only while the original call runs (``Span.activate()``), and
+``_last_trace_id`` is set where the call was made, for ``last_trace_id()``.
+
+Tracing must never break the user's call: every failure inside this module is logged
+through ``log_failure`` (rate-limited) and swallowed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import contextvars
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "InstrumentOptions",
+    "Span",
+    "start_span",
+    "active_span",
+    "last_trace_id",
+    "log_failure",
+    "prompt_text_of",
+]
+
+logger = logging.getLogger("kaizen_sdk.tracer")
+
+_active_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("kaizen_active_span", default=None)
+_last_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("kaizen_last_trace_id", default=None)
+
+# Task name used when task detection itself failed, so the call is still traced.
+UNNAMED_TASK = "unnamed"
+
+
+@dataclass(frozen=True)
+class InstrumentOptions:
+    """Per-library tracing options given to ``instrument()``.
+
+    ``task_map`` maps a detected variable name (or detected task name) to the task name to
+    record. With ``ignore_unmapped`` a call whose variable is not in ``task_map`` is not
+    traced, unless the task was set explicitly with ``kaizen_sdk.task()``. ``sample_rate``
+    is the fraction of calls traced, in [0, 1].
+    """
+
+    task_map: Mapping[str, str] = field(default_factory=dict)
+    ignore_unmapped: bool = False
+    sample_rate: float = 1.0
+
+
+# --- rate-limited failure logging -------------------------------------------------------
+
+_LOG_INTERVAL_S = 60.0
+_log_lock = threading.Lock()
+_log_state: dict[str, list[float]] = {}  # key -> [last logged monotonic time, suppressed count]
+
+
+def log_failure(key: str, message: str, exc: BaseException | None = None) -> None:
+    """Log a tracing failure at most once per minute per ``key``, counting the repeats.
+
+    ``key`` groups repeats of the same failure (for example ``"openai.response"``). The log
+    record carries the traceback of ``exc`` when given. Never raises.
+    """
+    try:
+        now = time.monotonic()
+        with _log_lock:
+            state = _log_state.get(key)
+            if state is not None and now - state[0] < _LOG_INTERVAL_S:
+                state[1] += 1
+                return
+
+            suppressed = int(state[1]) if state is not None else 0
+            _log_state[key] = [now, 0]
+
+        if suppressed:
+            message = f"{message} ({suppressed} similar failures not logged in the last minute)"
+        logger.warning("tracing failed, the LLM call is unaffected: %s", message, exc_info=exc)
+    except Exception:  # noqa: BLE001 - logging must not raise into the user's call
+        pass
+
+
+# --- messages ---------------------------------------------------------------------------
+
+_DATA_URL = re.compile(r"^data:(?P<media_type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,", re.IGNORECASE)
+
+
+def _media_ref(data_url: str) -> dict[str, Any] | None:
+    """Return an ``image_ref`` part for a base64 data URL, or None when it is not one."""
+    match = _DATA_URL.match(data_url)
+    if match is None:
+        return None
+
+    payload = data_url[match.end():]
+    try:
+        raw = base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError):
+        raw = payload.encode("ascii", "replace")
+    return {
+        "type": "image_ref",
+        "media_type": match.group("media_type") or "application/octet-stream",
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+
+
+def _replace_media(part: Any) -> Any:
+    """Replace base64 media inside one content part by a reference with its size and hash."""
+    if not isinstance(part, dict):
+        return part
+
+    kind = part.get("type")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        if isinstance(url, str):
+            ref = _media_ref(url)
+            if ref is not None:
+                return ref
+        return part
+    if kind == "input_image" and isinstance(part.get("image_url"), str):
+        ref = _media_ref(part["image_url"])
+        return ref if ref is not None else part
+    if kind in ("input_audio", "file", "input_file"):
+        # Audio and file parts carry raw base64 in a nested "data" / "file_data" field.
+        inner = part.get(kind) if isinstance(part.get(kind), dict) else part
+        for key in ("data", "file_data"):
+            value = inner.get(key) if isinstance(inner, dict) else None
+            if isinstance(value, str) and len(value) > 256:
+                raw = value.encode("ascii", "replace")
+                return {
+                    "type": "media_ref",
+                    "media_type": str(inner.get("format") or inner.get("mime_type") or kind),
+                    "bytes": len(raw) * 3 // 4,
+                    "sha256": hashlib.sha256(raw).hexdigest(),
+                }
+    return part
+
+
+def _normalize_message(message: Any) -> dict[str, Any]:
+    if not isinstance(message, dict):
+        return {"role": "user", "content": str(message)}
+
+    content = message.get("content")
+    if isinstance(content, list):
+        message = {**message, "content": [_replace_media(part) for part in content]}
+    return message
+
+
+def _text_of_content(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "\n".join(texts)
+    return str(content)
+
+
+def prompt_text_of(messages: list[dict[str, Any]]) -> str:
+    """Return the text of all messages joined by blank lines (image parts are skipped)."""
+    texts = (_text_of_content(message.get("content")) for message in messages if isinstance(message, dict))
+    return "\n\n".join(text for text in texts if text)
+
+
+# --- spans ------------------------------------------------------------------------------
+
+# Spans that started and have not ended yet, so a score given before the trace is queued
+# (a stream still being read) waits for it. Removed in Span.end().
+_open_spans: dict[str, Span] = {}
+_open_lock = threading.Lock()
+
+
+class Span:
+    """One traced call: its request, then its response or error, then its end.
+
+    ``trace_id`` is known from the start, so the result can carry ``ct_trace_id`` before
+    the trace is queued. ``end()`` is idempotent and thread-safe (a stream may be ended by
+    its reader and by the garbage collector).
+    """
+
+    __slots__ = (
+        "trace_id",
+        "library",
+        "task",
+        "messages",
+        "prompt_text",
+        "model",
+        "parameters",
+        "detection",
+        "started_at",
+        "_start",
+        "_latency_ms",
+        "response_text",
+        "response",
+        "response_model",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "error",
+        "_ended",
+        "_lock",
+        "_pending_scores",
+    )
+
+    def __init__(
+        self,
+        *,
+        library: str,
+        task: str,
+        messages: list[dict[str, Any]],
+        prompt_text: str,
+        model: str | None,
+        parameters: dict[str, Any],
+        detection: Any,
+    ) -> None:
+        self.trace_id = str(uuid.uuid4())
+        self.library = library
+        self.task = task
+        self.messages = messages
+        self.prompt_text = prompt_text
+        self.model = model
+        self.parameters = parameters
+        self.detection = detection
+        self.started_at = datetime.now(timezone.utc)
+        self._start = time.perf_counter()
+        self._latency_ms: float | None = None
+        self.response_text: str | None = None
+        self.response: dict[str, Any] | None = None
+        self.response_model: str | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.total_tokens: int | None = None
+        self.error: str | None = None
+        self._ended = False
+        self._lock = threading.Lock()
+        self._pending_scores: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Span]:
+        """Mark this span active in the current context while the original call runs.
+
+        Calls made inside (a library calling another instrumented library) then get no
+        span of their own. Works inside coroutines too: each asyncio task has its context.
+        """
+        token = _active_span.set(self)
+        try:
+            yield self
+        finally:
+            _active_span.reset(token)
+
+    def _stop_clock(self) -> None:
+        if self._latency_ms is None:
+            self._latency_ms = (time.perf_counter() - self._start) * 1000.0
+
+    def record_response(
+        self,
+        *,
+        response_text: str | None,
+        model: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        total_tokens: int | None = None,
+        response_messages: list[Any] | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record what the call returned; token counts stay None when unknown (never 0).
+
+        ``response_messages`` lists every choice's message; ``detail`` adds other fields
+        of the trace's ``response`` object (tool calls, finish reasons, output items).
+        """
+        self._stop_clock()
+        self.response_text = response_text
+        if model:
+            self.response_model = model
+        self.prompt_tokens = _count(prompt_tokens)
+        self.completion_tokens = _count(completion_tokens)
+        self.total_tokens = _count(total_tokens)
+        if self.total_tokens is None and self.prompt_tokens is not None and self.completion_tokens is not None:
+            self.total_tokens = self.prompt_tokens + self.completion_tokens
+
+        response: dict[str, Any] = {}
+        if response_messages:
+            response["choices"] = response_messages
+        if detail:
+            response.update(detail)
+        self.response = response or None
+
+    def record_error(self, exc: BaseException) -> None:
+        """Record that the call raised ``exc`` as ``"TypeName: message"``."""
+        self._stop_clock()
+        self.error = f"{type(exc).__name__}: {exc}"
+
+    def add_score(self, score: dict[str, Any]) -> bool:
+        """Keep ``score`` until the trace is queued; return False when it already is."""
+        with self._lock:
+            if self._ended:
+                return False
+            self._pending_scores.append(score)
+            return True
+
+    def end(self, *, incomplete: bool = False) -> None:
+        """Build the trace and queue it, then any scores given meanwhile. Idempotent."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            scores, self._pending_scores = self._pending_scores, []
+
+        with _open_lock:
+            _open_spans.pop(self.trace_id, None)
+
+        try:
+            self._stop_clock()
+            trace = self.to_trace(incomplete=incomplete)
+            _enqueue(trace, scores)
+        except Exception as exc:  # noqa: BLE001 - never raise into the user's call
+            log_failure("span.end", f"could not queue trace {self.trace_id}", exc)
+
+        # Drop the request and response so an ended span that is still referenced (by a
+        # stream proxy the user keeps) does not hold them.
+        self.messages = []
+        self.response = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether ``end()`` ran."""
+        return self._ended
+
+    def to_trace(self, *, incomplete: bool = False) -> dict[str, Any]:
+        """Return the trace dict of the ingest wire format."""
+        detection = self.detection
+        return {
+            "id": self.trace_id,
+            "task": self.task,
+            "messages": self.messages,
+            "prompt_text": self.prompt_text,
+            "response_text": self.response_text,
+            "response": self.response,
+            "model": self.response_model or self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "latency_ms": self._latency_ms if self._latency_ms is not None else 0.0,
+            "started_at": self.started_at.isoformat().replace("+00:00", "Z"),
+            "error": self.error,
+            "incomplete": bool(incomplete),
+            "source_variable": getattr(detection, "variable", None),
+            "source_file": getattr(detection, "file", None),
+            "source_line": getattr(detection, "line", None),
+            "detection_rule": getattr(detection, "rule", None),
+            "inputs": _json_safe(getattr(detection, "inputs", None)),
+            "template": getattr(detection, "template", None),
+            "library": self.library,
+            "parameters": self.parameters,
+        }
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """Return ``value`` with everything JSON cannot carry turned into strings."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if depth > 20:
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(key): _json_safe(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item, depth + 1) for item in value]
+    return str(value)
+
+
+_no_exporter_warned = False
+
+
+def _enqueue(trace: dict[str, Any], scores: list[dict[str, Any]]) -> None:
+    global _no_exporter_warned
+    from kaizen_sdk import _exporter
+
+    exporter = _exporter.get_exporter()
+    if exporter is None:
+        if not _no_exporter_warned:
+            _no_exporter_warned = True
+            logger.debug("no exporter configured; trace %s dropped", trace["id"])
+        return
+
+    exporter.enqueue_trace(trace)
+    for score in scores:
+        exporter.enqueue_score(score)
+
+
+def open_span(trace_id: str) -> Span | None:
+    """Return the span of ``trace_id`` when it has not ended yet."""
+    with _open_lock:
+        return _open_spans.get(trace_id)
+
+
+def active_span() -> Span | None:
+    """Return the span active in the current context, if any."""
+    return _active_span.get()
+
+
+def last_trace_id() -> str | None:
+    """Return the trace id of the last traced call made in the current context.
+
+    "Current context" is the thread, or the asyncio task, that made the call: a call made
+    in another thread or task does not change it. Useful when the result cannot carry
+    ``ct_trace_id`` (LangChain text LLMs return a plain ``str``, streams yield chunks).
+    None when no traced call was made in this context.
+    """
+    return _last_trace_id.get()
+
+
+def _apply_task_map(detection: Any, options: InstrumentOptions) -> str | None:
+    """Return the task name to record, or None when ``ignore_unmapped`` drops the call."""
+    task = getattr(detection, "task", None) or UNNAMED_TASK
+    if getattr(detection, "rule", None) == "override":
+        return task
+
+    variable = getattr(detection, "variable", None)
+    task_map = options.task_map or {}
+    if variable is not None and variable in task_map:
+        return task_map[variable]
+    if task in task_map:
+        return task_map[task]
+    if options.ignore_unmapped:
+        return None
+    return task
+
+
+def _detect(messages: list[dict[str, Any]]) -> Any:
+    from kaizen_sdk._detection import detect_task
+
+    return detect_task(messages)
+
+
+def start_span(
+    library: str,
+    messages: list[dict[str, Any]],
+    *,
+    model: str | None,
+    parameters: dict[str, Any] | None = None,
+    prompt_text: str | None = None,
+    options: InstrumentOptions,
+) -> Span | None:
+    """Start a span for one call, or return None when this call is not traced.
+
+    Call it on the caller's thread where the user's call enters the library, before any
+    hop to an executor or a new task: task detection walks the caller's frames.
+    ``messages`` are plain dicts in the OpenAI chat shape; base64 media in content parts
+    is replaced by an ``image_ref`` (type, size, SHA-256). Never raises.
+    """
+    try:
+        if _active_span.get() is not None:
+            return None
+        if options.sample_rate < 1.0 and random.random() >= options.sample_rate:
+            return None
+
+        normalized = [_normalize_message(message) for message in messages]
+        try:
+            detection = _detect(normalized)
+        except Exception as exc:  # noqa: BLE001 - an unnamed trace beats no trace
+            log_failure("detection", "task detection failed; the trace is named 'unnamed'", exc)
+            detection = None
+
+        task = _apply_task_map(detection, options)
+        if task is None:
+            return None
+
+        span = Span(
+            library=library,
+            task=task,
+            messages=_json_safe(normalized),
+            prompt_text=prompt_text if prompt_text is not None else prompt_text_of(normalized),
+            model=model,
+            parameters=_json_safe(parameters or {}),
+            detection=detection,
+        )
+        with _open_lock:
+            _open_spans[span.trace_id] = span
+        _last_trace_id.set(span.trace_id)
+        return span
+    except Exception as exc:  # noqa: BLE001 - never raise into the user's call
+        log_failure(f"{library}.start", f"could not start a {library} span", exc)
+        return None
