@@ -76,40 +76,39 @@ def _source(name: str, from_env: bool) -> str:
 
 
 def _parse_int(name: str, raw: Any, from_env: bool, minimum: int, unit: str) -> int:
-    where = _source(name, from_env)
+    message = f"invalid {_source(name, from_env)}{raw!r}: expected a whole number of {unit} >= {minimum}"
     if isinstance(raw, bool):
-        raise ValueError(f"invalid {where}{raw!r}: expected a whole number of {unit} >= {minimum}")
+        raise ValueError(message)
 
+    value = raw
     if isinstance(raw, str):
         try:
-            raw = int(raw.strip().replace("_", ""))
+            value = int(raw.strip().replace("_", ""))
         except ValueError:
-            raise ValueError(
-                f"invalid {where}{raw!r}: expected a whole number of {unit} >= {minimum}"
-            ) from None
+            raise ValueError(message) from None
 
-    if not isinstance(raw, int) or raw < minimum:
-        raise ValueError(f"invalid {where}{raw!r}: expected a whole number of {unit} >= {minimum}")
+    if not isinstance(value, int) or value < minimum:
+        raise ValueError(message)
 
-    return raw
+    return value
 
 
 def _parse_float(name: str, raw: Any, from_env: bool, minimum: float, maximum: float, unit: str) -> float:
-    where = _source(name, from_env)
-    expected = f"expected a number of {unit} from {minimum:g} to {maximum:g}"
+    message = f"invalid {_source(name, from_env)}{raw!r}: expected a number of {unit} from {minimum:g} to {maximum:g}"
     if isinstance(raw, bool):
-        raise ValueError(f"invalid {where}{raw!r}: {expected}")
+        raise ValueError(message)
 
+    value = raw
     if isinstance(raw, str):
         try:
-            raw = float(raw.strip())
+            value = float(raw.strip())
         except ValueError:
-            raise ValueError(f"invalid {where}{raw!r}: {expected}") from None
+            raise ValueError(message) from None
 
-    if not isinstance(raw, (int, float)) or math.isnan(raw) or not minimum <= raw <= maximum:
-        raise ValueError(f"invalid {where}{raw!r}: {expected}")
+    if not isinstance(value, (int, float)) or math.isnan(value) or not minimum <= value <= maximum:
+        raise ValueError(message)
 
-    return float(raw)
+    return float(value)
 
 
 def _parse_base_url(raw: Any, from_env: bool) -> str:
@@ -165,7 +164,7 @@ def _parse(name: str, raw: Any, from_env: bool) -> Any:
     if name == "redact":
         if raw is not None and not callable(raw):
             raise ValueError(
-                f"invalid redact={raw!r}: expected a function that takes a trace dict and returns "
+                f"invalid setting redact={raw!r}: expected a function that takes a trace dict and returns "
                 "a dict or None"
             )
         return raw
