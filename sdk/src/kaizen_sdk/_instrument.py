@@ -9,6 +9,9 @@ Patching happens once per integration, under one lock, so concurrent or repeated
 are safe. A repeated ``instrument()`` patches nothing again but applies its options
 (``task_map``, ``ignore_unmapped``) to later calls, because the wrappers read them at
 call time.
+
+Without an API key the exporter logs one warning on ``kaizen_sdk.instrument`` and
+drops traces; the patched calls run normally.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ _INTEGRATIONS = {
 _lock = threading.RLock()
 _options: dict[str, InstrumentOptions] = {}
 _installed: set[str] = set()
-_no_key_warned = False
 
 
 def _integration_name(library: Any) -> str:
@@ -84,19 +86,6 @@ def _configure_exporter(api_key: str | None, base_url: str | None, exporter_keyw
     return settings
 
 
-def _warn_if_no_key() -> None:
-    global _no_key_warned
-    from kaizen_sdk import _exporter
-
-    if _exporter.get_exporter() is not None or _no_key_warned:
-        return
-    _no_key_warned = True
-    logger.warning(
-        "no Kaizen API key: traces will be dropped and LLM calls run normally; "
-        "pass instrument(..., api_key=...) or set KAIZEN_API_KEY"
-    )
-
-
 def instrument(
     library: Any,
     *,
@@ -133,7 +122,6 @@ def instrument(
             _installed.add(integration)
             logger.info("instrumented %s", integration)
 
-    _warn_if_no_key()
 
 
 def uninstrument(library: Any) -> None:

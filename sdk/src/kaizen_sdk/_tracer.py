@@ -29,6 +29,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -191,8 +192,9 @@ def prompt_text_of(messages: list[dict[str, Any]]) -> str:
 # --- spans ------------------------------------------------------------------------------
 
 # Spans that started and have not ended yet, so a score given before the trace is queued
-# (a stream still being read) waits for it. Removed in Span.end().
-_open_spans: dict[str, Span] = {}
+# (a stream still being read) waits for it. Removed in Span.end(); the values are weak so
+# that a span nobody can end any more (a coroutine never awaited) does not stay here.
+_open_spans: weakref.WeakValueDictionary[str, Span] = weakref.WeakValueDictionary()
 _open_lock = threading.Lock()
 
 
@@ -226,6 +228,7 @@ class Span:
         "_ended",
         "_lock",
         "_pending_scores",
+        "__weakref__",
     )
 
     def __init__(
@@ -273,6 +276,12 @@ class Span:
             yield self
         finally:
             _active_span.reset(token)
+
+    def restart_clock(self) -> None:
+        """Start timing again now: an async call starts when its coroutine is first awaited."""
+        if self._latency_ms is None:
+            self.started_at = datetime.now(timezone.utc)
+            self._start = time.perf_counter()
 
     def _stop_clock(self) -> None:
         if self._latency_ms is None:
@@ -472,13 +481,16 @@ def start_span(
     parameters: dict[str, Any] | None = None,
     prompt_text: str | None = None,
     options: InstrumentOptions,
+    detection: Any = None,
 ) -> Span | None:
     """Start a span for one call, or return None when this call is not traced.
 
     Call it on the caller's thread where the user's call enters the library, before any
     hop to an executor or a new task: task detection walks the caller's frames.
     ``messages`` are plain dicts in the OpenAI chat shape; base64 media in content parts
-    is replaced by an ``image_ref`` (type, size, SHA-256). Never raises.
+    is replaced by an ``image_ref`` (type, size, SHA-256). ``detection`` is a result of
+    ``detect_task`` taken earlier on the caller's thread, for a call that reaches its span
+    in an executor thread or a new task (LangChain's ``batch`` and ``agenerate``). Never raises.
     """
     try:
         if _active_span.get() is not None:
@@ -487,11 +499,12 @@ def start_span(
             return None
 
         normalized = [_normalize_message(message) for message in messages]
-        try:
-            detection = _detect(normalized)
-        except Exception as exc:  # noqa: BLE001 - an unnamed trace beats no trace
-            log_failure("detection", "task detection failed; the trace is named 'unnamed'", exc)
-            detection = None
+        if detection is None:
+            try:
+                detection = _detect(normalized)
+            except Exception as exc:  # noqa: BLE001 - an unnamed trace beats no trace
+                log_failure("detection", "task detection failed; the trace is named 'unnamed'", exc)
+                detection = None
 
         task = _apply_task_map(detection, options)
         if task is None:

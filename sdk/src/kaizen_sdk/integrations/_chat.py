@@ -1,0 +1,232 @@
+"""Reading the OpenAI chat-completions format: requests, responses and stream chunks.
+
+openai and litellm both speak this format (litellm's ``ModelResponse`` and
+``ModelResponseStream`` mirror openai's ``ChatCompletion`` and ``ChatCompletionChunk``), so
+both integrations share these readers. Every reader accepts pydantic objects and plain
+dicts alike (``field()``), tolerates missing pieces (a chunk with empty ``choices``, a
+``delta`` of None, a tool call without ``.function``) and never changes what it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kaizen_sdk._tracer import Span
+from kaizen_sdk.integrations import is_given, text_of_content, to_plain
+
+__all__ = [
+    "field",
+    "chat_messages",
+    "request_parameters",
+    "record_chat_response",
+    "ChatChunkAccumulator",
+]
+
+# Request keywords that are not model parameters, or that may carry secrets or large
+# payloads; they never reach a trace's "parameters".
+_NOT_PARAMETERS = frozenset(
+    {
+        "messages",
+        "model",
+        "input",
+        "instructions",
+        "extra_headers",
+        "extra_query",
+        "extra_body",
+        "timeout",
+        "api_key",
+        "api_base",
+        "base_url",
+        "api_version",
+        "headers",
+        "organization",
+        "client",
+        "litellm_logging_obj",
+        "logger_fn",
+        "azure_ad_token",
+        "aws_secret_access_key",
+        "aws_access_key_id",
+        "vertex_credentials",
+        "metadata",
+    }
+)
+
+
+def field(value: Any, name: str, default: Any = None) -> Any:
+    """Return ``value[name]`` for a mapping, else ``value.name``; ``default`` when missing."""
+    if value is None:
+        return default
+    if isinstance(value, Mapping):
+        return value.get(name, default)
+    return getattr(value, name, default)
+
+
+def chat_messages(messages: Any) -> list[dict[str, Any]]:
+    """Return the request's messages as plain dicts in the chat shape."""
+    if messages is None or not is_given(messages):
+        return []
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
+        return [{"role": "user", "content": to_plain(messages)}]
+
+    plain = []
+    for message in messages:
+        item = to_plain(message)
+        if not isinstance(item, dict):
+            item = {"role": "user", "content": item}
+        plain.append(item)
+    return plain
+
+
+def _parameter_value(name: str, value: Any) -> Any:
+    if name in ("tools", "functions") and isinstance(value, Iterable) and not isinstance(value, (str, Mapping)):
+        names = []
+        for tool in value:
+            function = field(tool, "function")
+            names.append(field(function, "name") or field(tool, "name") or field(tool, "type"))
+        return names
+    if name in ("response_format", "text_format") and isinstance(value, type):
+        return value.__name__
+    return to_plain(value)
+
+
+def request_parameters(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the model parameters of a request (temperature, max_tokens, n, stream, ...).
+
+    Tools are reduced to their names and a pydantic ``response_format`` to its class name.
+    """
+    parameters = {}
+    for name, value in kwargs.items():
+        if name in _NOT_PARAMETERS or value is None or not is_given(value):
+            continue
+        parameters[name] = _parameter_value(name, value)
+    return parameters
+
+
+def _tool_calls(value: Any) -> list[dict[str, Any]] | None:
+    if not value:
+        return None
+    return [to_plain(call) for call in value]
+
+
+def _choice_message(choice: Any) -> dict[str, Any]:
+    message = field(choice, "message") or {}
+    entry: dict[str, Any] = {
+        "index": field(choice, "index"),
+        "role": field(message, "role") or "assistant",
+        "content": to_plain(field(message, "content")),
+        "finish_reason": field(choice, "finish_reason"),
+    }
+    tool_calls = _tool_calls(field(message, "tool_calls"))
+    if tool_calls:
+        entry["tool_calls"] = tool_calls
+    function_call = field(message, "function_call")
+    if function_call:
+        entry["function_call"] = to_plain(function_call)
+    refusal = field(message, "refusal")
+    if refusal:
+        entry["refusal"] = refusal
+    return entry
+
+
+def _usage_counts(usage: Any) -> tuple[Any, Any, Any]:
+    return (field(usage, "prompt_tokens"), field(usage, "completion_tokens"), field(usage, "total_tokens"))
+
+
+def record_chat_response(span: Span, response: Any) -> None:
+    """Record a chat completion (object or dict) on ``span``; None records no response."""
+    if response is None:
+        span.record_response(response_text=None)
+        return
+
+    choices = field(response, "choices") or []
+    messages = [_choice_message(choice) for choice in choices]
+    text = text_of_content(messages[0]["content"]) if messages else None
+    prompt_tokens, completion_tokens, total_tokens = _usage_counts(field(response, "usage"))
+    span.record_response(
+        response_text=text,
+        model=field(response, "model"),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=total_tokens,
+        response_messages=messages,
+    )
+
+
+class ChatChunkAccumulator:
+    """Rebuild a chat completion from its stream chunks, one choice per ``index``.
+
+    Tool-call deltas are merged by their ``index``: the first delta carries the id and the
+    function name, later ones append to the arguments. Custom tool calls (no ``function``)
+    keep their ``custom`` payload. Usage comes from whichever chunk carries it (the final
+    usage-only chunk when ``stream_options.include_usage`` was set), else stays unknown.
+    """
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.usage: Any = None
+        self._choices: dict[int, dict[str, Any]] = {}
+
+    def add(self, chunk: Any) -> None:
+        """Fold one chunk into the accumulated response."""
+        if chunk is None:
+            return
+
+        self.model = field(chunk, "model") or self.model
+        usage = field(chunk, "usage")
+        if usage:
+            self.usage = usage
+        for choice in field(chunk, "choices") or []:
+            self._add_choice(choice)
+
+    def _add_choice(self, choice: Any) -> None:
+        index = field(choice, "index") or 0
+        state = self._choices.setdefault(index, {"role": None, "content": [], "tool_calls": {}, "finish_reason": None})
+        finish_reason = field(choice, "finish_reason")
+        if finish_reason:
+            state["finish_reason"] = finish_reason
+
+        delta = field(choice, "delta")
+        if delta is None:
+            return
+        state["role"] = field(delta, "role") or state["role"]
+        content = field(delta, "content")
+        if isinstance(content, str):
+            state["content"].append(content)
+        for call in field(delta, "tool_calls") or []:
+            self._add_tool_call(state["tool_calls"], call)
+
+    @staticmethod
+    def _add_tool_call(calls: dict[int, dict[str, Any]], delta: Any) -> None:
+        position = field(delta, "index")
+        if position is None:
+            position = len(calls)
+        call = calls.setdefault(position, {"id": None, "type": None})
+        call["id"] = field(delta, "id") or call["id"]
+        call["type"] = field(delta, "type") or call["type"]
+
+        function = field(delta, "function")
+        if function is not None:
+            target = call.setdefault("function", {"name": "", "arguments": ""})
+            target["name"] += field(function, "name") or ""
+            target["arguments"] += field(function, "arguments") or ""
+        custom = field(delta, "custom")
+        if custom is not None:
+            target = call.setdefault("custom", {"name": "", "input": ""})
+            target["name"] += field(custom, "name") or ""
+            target["input"] += field(custom, "input") or ""
+
+    def response(self) -> dict[str, Any]:
+        """Return the accumulated response as a chat-completion dict."""
+        choices = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            message: dict[str, Any] = {"role": state["role"] or "assistant", "content": "".join(state["content"]) or None}
+            if state["tool_calls"]:
+                message["tool_calls"] = [state["tool_calls"][key] for key in sorted(state["tool_calls"])]
+            choices.append({"index": index, "message": message, "finish_reason": state["finish_reason"]})
+        return {"model": self.model, "choices": choices, "usage": to_plain(self.usage)}
+
+    def record(self, span: Span) -> None:
+        """Record the accumulated response on ``span``."""
+        record_chat_response(span, self.response())
