@@ -1,0 +1,172 @@
+"""`POST /api/v1/ingest`: a batch of traces and scores with one result per item.
+
+The body is read here rather than by FastAPI so that (1) the byte limit is enforced while
+reading, before a huge body sits in memory, and (2) each item is validated on its own: a bad
+item is rejected with its reason and the others are stored. The OpenAPI document still shows
+the full request schema (`IngestRequest`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from kaizen_server.api.auth import authenticate
+from kaizen_server.api.errors import Problem
+from kaizen_server.api.schemas import IngestResponse
+from kaizen_server.store import ApiKey
+from kaizen_server.wire import ScoreIn, TraceIn, clean_value, cleaning_warnings, describe_validation_error
+
+logger = logging.getLogger("kaizen_server.ingest")
+
+router = APIRouter()
+
+_PROBLEM = {"content": {"application/problem+json": {}}}
+
+
+async def read_limited_body(request: Request, max_bytes: int) -> bytes:
+    """Read the request body, answering 413 as soon as it exceeds `max_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise Problem(413, f"request body of {int(declared)} bytes exceeds the limit of {max_bytes} bytes; send smaller batches")
+
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise Problem(413, f"request body exceeds the limit of {max_bytes} bytes; send smaller batches")
+        chunks.append(chunk)
+
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON; send numbers as finite decimals")
+
+
+def parse_batch(body: bytes, max_items: int) -> tuple[list, list]:
+    """Parse the JSON body into the raw trace and score lists, or raise a problem."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"the request body is not valid JSON ({exc}); send a JSON object like {{\"traces\": [...], \"scores\": [...]}}") from None
+
+    if not isinstance(document, dict):
+        raise Problem(422, f"the request body is a JSON {type(document).__name__}; send an object like {{\"traces\": [...], \"scores\": [...]}}")
+
+    unknown = sorted(set(document) - {"traces", "scores"})
+    if unknown:
+        raise Problem(422, f"unknown top-level field(s) {', '.join(repr(name) for name in unknown)}; the body has only 'traces' and 'scores'")
+
+    raw_traces = document.get("traces", [])
+    raw_scores = document.get("scores", [])
+    for name, value in (("traces", raw_traces), ("scores", raw_scores)):
+        if not isinstance(value, list):
+            raise Problem(422, f"field '{name}' is a JSON {type(value).__name__}; send a list of objects")
+
+    count = len(raw_traces) + len(raw_scores)
+    if count > max_items:
+        raise Problem(413, f"batch of {count} items exceeds the limit of {max_items} items per request; split it")
+
+    return raw_traces, raw_scores
+
+
+def _raw_id(raw: Any) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return raw["id"].encode("utf-8", "replace").decode("utf-8")[:100]
+
+    return None
+
+
+def _validate(kind: str, model, raw: Any):
+    """Return (model instance, warnings) or (None, error text) for one raw item."""
+    if not isinstance(raw, dict):
+        return None, f"a {kind} must be a JSON object, got {type(raw).__name__}"
+
+    counts: dict[str, int] = {}
+    cleaned = {clean_value(key, key, counts) if isinstance(key, str) else key: clean_value(value, str(key), counts) for key, value in raw.items()}
+    try:
+        item = model.model_validate(cleaned)
+    except ValidationError as exc:
+        return None, describe_validation_error(exc)
+
+    return item, item.unknown_field_warnings() + cleaning_warnings(counts)
+
+
+def validate_batch(raw_traces: list, raw_scores: list):
+    """Validate every item; return (results in order, valid traces, valid scores).
+
+    A result is a dict that the store's statuses complete; an id repeated inside the batch is a
+    duplicate of its first occurrence.
+    """
+    results: list[dict] = []
+    valid_traces: list[TraceIn] = []
+    valid_scores: list[ScoreIn] = []
+    for kind, model, raws, valid in (("trace", TraceIn, raw_traces, valid_traces), ("score", ScoreIn, raw_scores, valid_scores)):
+        seen: set[str] = set()
+        for raw in raws:
+            item, extra = _validate(kind, model, raw)
+            if item is None:
+                results.append({"type": kind, "id": _raw_id(raw), "status": "rejected", "error": extra, "warnings": []})
+                continue
+
+            result = {"type": kind, "id": item.id, "status": None, "error": None, "warnings": extra}
+            if item.id in seen:
+                result["status"] = "duplicate"
+                result["warnings"] = extra + ["the same id appears earlier in this batch; the first one is kept"]
+            else:
+                seen.add(item.id)
+                valid.append(item)
+            results.append(result)
+
+    return results, valid_traces, valid_scores
+
+
+@router.post(
+    "/api/v1/ingest",
+    response_model=IngestResponse,
+    summary="Ingest a batch of traces and scores",
+    description=(
+        "Stores traces and scores idempotently on their ids and answers one result per item, in "
+        "request order: `accepted`, `duplicate` (already stored, nothing changed) or `rejected` "
+        "(with `error`). One bad item never rejects the batch. A score may name a trace that has "
+        "not arrived yet; it attaches when the trace arrives. A 200 means every accepted item is "
+        "committed. Limits: items per request and bytes per request, answered with 413."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestRequest"}}},
+        }
+    },
+    responses={400: _PROBLEM, 401: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM},
+)
+async def ingest(request: Request, key: ApiKey = Depends(authenticate)) -> IngestResponse:
+    settings = request.app.state.settings
+    body = await read_limited_body(request, settings.max_request_bytes)
+    raw_traces, raw_scores = await run_in_threadpool(parse_batch, body, settings.max_batch_items)
+    results, traces, scores = await run_in_threadpool(validate_batch, raw_traces, raw_scores)
+
+    store = request.app.state.store
+    trace_statuses, score_statuses, pending = await run_in_threadpool(store.ingest, key.project_id, traces, scores)
+
+    for result in results:
+        if result["status"] is not None:
+            continue
+
+        statuses = trace_statuses if result["type"] == "trace" else score_statuses
+        result["status"] = statuses[result["id"]]
+        if result["type"] == "score" and result["id"] in pending:
+            result["warnings"].append("its trace is not stored yet; the score attaches when the trace arrives")
+
+    counts = {status: sum(1 for result in results if result["status"] == status) for status in ("accepted", "duplicate", "rejected")}
+    if counts["rejected"]:
+        logger.info("ingest for project %d: %s; first rejection: %s", key.project_id, counts,
+                    next(result["error"] for result in results if result["status"] == "rejected"))
+    return IngestResponse(items=results, **counts)

@@ -1,0 +1,144 @@
+"""Engine creation, transactions and migrations for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode (readers never block the one writer) with a busy timeout, and every
+write transaction starts with BEGIN IMMEDIATE: a deferred transaction that reads first and
+writes later can fail at once with "database is locked" when another writer committed in
+between, while IMMEDIATE takes the write lock up front and waits for it.
+
+Write transactions are retried a few times on PostgreSQL deadlocks and serialization failures
+and on SQLite lock timeouts, so concurrent workers see these as latency, not as errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+logger = logging.getLogger("kaizen_server.store")
+
+T = TypeVar("T")
+
+WRITE_OPTION = "kaizen_write"
+WRITE_ATTEMPTS = 4
+# PostgreSQL SQLSTATEs worth a retry: serialization_failure, deadlock_detected.
+RETRYABLE_PG_CODES = {"40001", "40P01"}
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# An arbitrary constant that names the "migrations running" PostgreSQL advisory lock.
+MIGRATION_LOCK_KEY = 7_413_202_611
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create the engine for `url` with the settings this server relies on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(url)
+
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE")
+
+
+def _create_sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        raise ValueError(f"SQLite URL {url!r} names no file: use sqlite:///PATH/kaizen.db (an in-memory database is not shared between connections)")
+
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself instead of the sqlite3 module.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def is_sqlite(engine_or_connection: Engine | Connection) -> bool:
+    return engine_or_connection.dialect.name == "sqlite"
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    if code in RETRYABLE_PG_CODES:
+        return True
+
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in one write transaction and commit it; retry on deadlocks and lock timeouts.
+
+    The commit happens before this returns, so a caller that answers 2xx afterwards only ever
+    acknowledges committed data. `work` must be safe to run again from the start.
+    """
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with engine.connect() as connection:
+                connection = connection.execution_options(**{WRITE_OPTION: True})
+                with connection.begin():
+                    return work(connection)
+        except DBAPIError as exc:
+            if attempt == WRITE_ATTEMPTS or not _is_retryable(exc):
+                raise
+
+            logger.warning("write transaction failed (attempt %d of %d), retrying: %s", attempt, WRITE_ATTEMPTS, exc.orig)
+            time.sleep(0.05 * attempt)
+
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    """Open a read-only transaction; one snapshot for every statement of a request."""
+    with engine.connect() as connection:
+        with connection.begin():
+            yield connection
+
+
+def upgrade_database(engine: Engine) -> None:
+    """Apply every pending Alembic migration to the database of `engine`.
+
+    On PostgreSQL an advisory lock makes concurrent starts (several hosts, several workers)
+    run the migrations one at a time; the later ones then find nothing to do.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+        finally:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()

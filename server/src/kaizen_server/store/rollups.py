@@ -1,0 +1,221 @@
+"""Hourly rollups per (task, prompt version): sums, counts and a latency histogram.
+
+Task lists, prompt-version figures and time series read these rows instead of the traces,
+so their cost depends on the number of hours and tasks in the window, not on the number of
+traces. Ingest adds to them with additive upserts (`count = count + excluded.count`), which
+are safe when several server processes write at once.
+
+Latency percentiles come from a log-scale histogram: bin `i` holds latencies in
+(GAMMA**(i-1), GAMMA**i] ms, and a percentile reports the bin's midpoint 2*GAMMA**i/(GAMMA+1),
+so p50 and p95 are within (GAMMA-1)/(GAMMA+1), about 2.4%, of the exact value. Latencies
+below MIN_LATENCY_MS share bin ZERO_BIN and report 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import Connection, bindparam, func, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from kaizen_server.store.schema import latency_histograms, task_rollups
+
+GAMMA = 1.05
+MIN_LATENCY_MS = 0.01
+ZERO_BIN = -10_000
+_LOG_GAMMA = math.log(GAMMA)
+
+
+def latency_bin(latency_ms: float) -> int:
+    if latency_ms < MIN_LATENCY_MS:
+        return ZERO_BIN
+
+    return math.ceil(math.log(latency_ms) / _LOG_GAMMA - 1e-9)
+
+
+def bin_value(index: int) -> float:
+    """Return the latency that bin `index` reports: the midpoint of its range."""
+    if index == ZERO_BIN:
+        return 0.0
+
+    return 2 * GAMMA**index / (GAMMA + 1)
+
+
+def percentile(histogram: dict[int, int], quantile: float, low: float = 0.0, high: float = math.inf) -> float | None:
+    """Return the `quantile` (0..1) of a latency histogram, or None when it is empty.
+
+    `low` and `high` are the smallest and largest latency seen; the estimate is clamped to
+    them, which makes it exact when every latency falls in one bin.
+    """
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+
+    rank = max(1, math.ceil(quantile * total))
+    seen = 0
+    for index in sorted(histogram):
+        seen += histogram[index]
+        if seen >= rank:
+            return round(min(max(bin_value(index), low), high), 3)
+
+    return round(min(max(bin_value(max(histogram)), low), high), 3)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class RollupDelta:
+    """What a set of new traces adds to one (task, prompt version, hour) rollup row."""
+
+    trace_count: int = 0
+    error_count: int = 0
+    scored_count: int = 0
+    score_sum: float = 0.0
+    latency_sum: float = 0.0
+    latency_min: float = math.inf
+    latency_max: float = 0.0
+    prompt_tokens_sum: int = 0
+    completion_tokens_sum: int = 0
+    total_tokens_sum: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    histogram: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+RollupKey = tuple[str, int, datetime]  # (task, prompt_version_id or 0, hour)
+
+
+def deltas_for_traces(rows: Iterable[dict]) -> dict[RollupKey, RollupDelta]:
+    """Sum new trace rows (as inserted, with their latest score) into rollup deltas."""
+    deltas: dict[RollupKey, RollupDelta] = {}
+    for row in rows:
+        key = (row["task"], row["prompt_version_id"] or 0, hour_of(row["started_at"]))
+        delta = deltas.get(key)
+        if delta is None:
+            delta = deltas[key] = RollupDelta()
+
+        delta.trace_count += 1
+        delta.error_count += 1 if row["error"] is not None else 0
+        if row["score"] is not None:
+            delta.scored_count += 1
+            delta.score_sum += row["score"]
+        delta.latency_sum += row["latency_ms"]
+        delta.latency_min = min(delta.latency_min, row["latency_ms"])
+        delta.latency_max = max(delta.latency_max, row["latency_ms"])
+        delta.prompt_tokens_sum += row["prompt_tokens"] or 0
+        delta.completion_tokens_sum += row["completion_tokens"] or 0
+        delta.total_tokens_sum += row["total_tokens"] or 0
+        started = row["started_at"]
+        delta.first_seen = started if delta.first_seen is None else min(delta.first_seen, started)
+        delta.last_seen = started if delta.last_seen is None else max(delta.last_seen, started)
+        delta.histogram[latency_bin(row["latency_ms"])] += 1
+
+    return deltas
+
+
+def _insert_for(connection: Connection):
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def apply_trace_deltas(connection: Connection, project_id: int, deltas: dict[RollupKey, RollupDelta]) -> None:
+    """Add the deltas of new traces to the rollup and histogram rows (two statements)."""
+    if not deltas:
+        return
+
+    # Sorted keys make concurrent writers lock rows in the same order, avoiding deadlocks.
+    keys = sorted(deltas)
+    insert = _insert_for(connection)
+    least = func.least if connection.dialect.name == "postgresql" else func.min
+    greatest = func.greatest if connection.dialect.name == "postgresql" else func.max
+
+    rollup_rows = []
+    for key in keys:
+        delta = deltas[key]
+        rollup_rows.append(
+            {
+                "project_id": project_id,
+                "task": key[0],
+                "prompt_version_id": key[1],
+                "bucket_start": key[2],
+                "trace_count": delta.trace_count,
+                "error_count": delta.error_count,
+                "scored_count": delta.scored_count,
+                "score_sum": delta.score_sum,
+                "latency_sum": delta.latency_sum,
+                "latency_min": delta.latency_min,
+                "latency_max": delta.latency_max,
+                "prompt_tokens_sum": delta.prompt_tokens_sum,
+                "completion_tokens_sum": delta.completion_tokens_sum,
+                "total_tokens_sum": delta.total_tokens_sum,
+                "first_seen": delta.first_seen,
+                "last_seen": delta.last_seen,
+            }
+        )
+    statement = insert(task_rollups)
+    excluded = statement.excluded
+    additive = ("trace_count", "error_count", "scored_count", "score_sum", "latency_sum",
+                "prompt_tokens_sum", "completion_tokens_sum", "total_tokens_sum")
+    updates = {name: task_rollups.c[name] + excluded[name] for name in additive}
+    updates["latency_min"] = least(task_rollups.c.latency_min, excluded.latency_min)
+    updates["latency_max"] = greatest(task_rollups.c.latency_max, excluded.latency_max)
+    updates["first_seen"] = least(task_rollups.c.first_seen, excluded.first_seen)
+    updates["last_seen"] = greatest(task_rollups.c.last_seen, excluded.last_seen)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["project_id", "task", "prompt_version_id", "bucket_start"], set_=updates
+        ),
+        rollup_rows,
+    )
+
+    histogram_rows = [
+        {
+            "project_id": project_id,
+            "task": key[0],
+            "prompt_version_id": key[1],
+            "bucket_start": key[2],
+            "bin": index,
+            "count": count,
+        }
+        for key in keys
+        for index, count in sorted(deltas[key].histogram.items())
+    ]
+    statement = insert(latency_histograms)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["project_id", "task", "prompt_version_id", "bucket_start", "bin"],
+            set_={"count": latency_histograms.c["count"] + statement.excluded["count"]},
+        ),
+        histogram_rows,
+    )
+
+
+def apply_score_changes(connection: Connection, project_id: int, changes: dict[RollupKey, tuple[int, float]]) -> None:
+    """Add (scored_count, score_sum) changes, made by new latest scores, to existing rollup rows."""
+    rows = [
+        {"p": project_id, "t": key[0], "v": key[1], "b": key[2], "dc": count, "ds": total}
+        for key, (count, total) in sorted(changes.items())
+        if count != 0 or total != 0
+    ]
+    if not rows:
+        return
+
+    statement = (
+        update(task_rollups)
+        .where(
+            task_rollups.c.project_id == bindparam("p"),
+            task_rollups.c.task == bindparam("t"),
+            task_rollups.c.prompt_version_id == bindparam("v"),
+            task_rollups.c.bucket_start == bindparam("b"),
+        )
+        .values(
+            scored_count=task_rollups.c.scored_count + bindparam("dc"),
+            score_sum=task_rollups.c.score_sum + bindparam("ds"),
+        )
+    )
+    connection.execute(statement, rows)
