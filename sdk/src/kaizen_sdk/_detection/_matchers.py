@@ -91,9 +91,10 @@ class Matcher:
     def _compile(self) -> re.Pattern[str]:
         pieces: list[str] = [r"\s*"]
         group_of_key: dict[str, str] = {}
-        for is_placeholder, value in self._tokens:
+        last = len(self._tokens) - 1
+        for position, (is_placeholder, value) in enumerate(self._tokens):
             if not is_placeholder:
-                pieces.append(_literal_pattern(value or ""))
+                pieces.append(_literal_pattern(value or "", position == 0, position == last))
             elif value is None:
                 pieces.append(r"(?:.*?)")
             elif value in group_of_key:
@@ -111,16 +112,20 @@ class Matcher:
         return self._regex
 
 
-def _literal_pattern(text: str) -> str:
+def _literal_pattern(text: str, at_start: bool, at_end: bool) -> str:
+    # Whitespace inside the template survives strip() and dedent() as at least one
+    # character (dedent keeps the newline), so it matches `\s+`. Only whitespace at the very
+    # start or end of the template may vanish, so it matches `\s*`.
+    inner_blank = r"\s*" if at_start or at_end else r"\s+"
     words = text.split()
     if not words:
-        return r"\s*"
+        return inner_blank
 
     body = r"\s+".join(re.escape(word) for word in words)
     if text[0].isspace():
-        body = r"\s*" + body
+        body = (r"\s*" if at_start else r"\s+") + body
     if text[-1].isspace():
-        body = body + r"\s*"
+        body = body + (r"\s*" if at_end else r"\s+")
     return body
 
 
@@ -214,22 +219,34 @@ def _parse_jinja(text: str) -> list[Token] | None:
 
     tokens: list[Token] = []
     position = 0
+    trim_next = False
     region_done = region is None
     for tag in tags:
         if not region_done and tag.start() >= region[0]:
-            _append_literal(tokens, text[position : region[0]])
+            _append_literal(tokens, _trim(text[position : region[0]], trim_next, block_tags[0].group(0)[2:3] == "-"))
             tokens.append((True, None))
             position = region[1]
+            trim_next = block_tags[-1].group(0)[-3:-2] == "-"
             region_done = True
         if tag.start() < position:
             continue
 
-        _append_literal(tokens, text[position : tag.start()])
+        # `{{-` / `-}}` (and the `{%` forms) make Jinja drop the whitespace on that side.
+        _append_literal(tokens, _trim(text[position : tag.start()], trim_next, tag.group(0)[2:3] == "-"))
         position = tag.end()
+        trim_next = tag.group(0)[-3:-2] == "-"
         tokens.append((True, _jinja_key(tag)))
-    _append_literal(tokens, text[position:])
+    _append_literal(tokens, _trim(text[position:], trim_next, False))
 
     return tokens
+
+
+def _trim(literal: str, left: bool, right: bool) -> str:
+    if left:
+        literal = literal.lstrip()
+    if right:
+        literal = literal.rstrip()
+    return literal
 
 
 def _is_block_tag(tag: re.Match[str]) -> bool:
