@@ -492,6 +492,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Tests open 50+ connections at once; the default backlog of 5 refuses some of them.
+    request_queue_size = 256
 
     def __init__(self, port: int) -> None:
         super().__init__((HOST, port), _Handler)

@@ -58,8 +58,8 @@ UNNAMED_TASK = "unnamed"
 class InstrumentOptions:
     """Per-library tracing options given to ``instrument()``.
 
-    ``task_map`` maps a detected variable name (or detected task name) to the task name to
-    record. With ``ignore_unmapped`` a call whose variable is not in ``task_map`` is not
+    ``task_map`` maps a detected task name (the variable that held the prompt, or the
+    calling function's name) to the task name to record. With ``ignore_unmapped`` a call whose variable is not in ``task_map`` is not
     traced, unless the task was set explicitly with ``kaizen_sdk.task()``. ``sample_rate``
     is the fraction of calls traced, in [0, 1].
     """
@@ -452,19 +452,12 @@ def last_trace_id() -> str | None:
 
 def _apply_task_map(detection: Any, options: InstrumentOptions) -> str | None:
     """Return the task name to record, or None when ``ignore_unmapped`` drops the call."""
-    task = getattr(detection, "task", None) or UNNAMED_TASK
-    if getattr(detection, "rule", None) == "override":
-        return task
+    if detection is None:
+        return None if options.ignore_unmapped else UNNAMED_TASK
 
-    variable = getattr(detection, "variable", None)
-    task_map = options.task_map or {}
-    if variable is not None and variable in task_map:
-        return task_map[variable]
-    if task in task_map:
-        return task_map[task]
-    if options.ignore_unmapped:
-        return None
-    return task
+    from kaizen_sdk._detection import apply_task_map
+
+    return apply_task_map(detection, options.task_map, options.ignore_unmapped)
 
 
 def _detect(messages: list[dict[str, Any]]) -> Any:
