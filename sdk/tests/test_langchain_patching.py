@@ -145,6 +145,7 @@ def traces(monkeypatch):
     monkeypatch.setattr(_tracer, "_enqueue", lambda trace, scores: captured.append(trace))
     monkeypatch.setattr(_tracer, "_detect", _detect_calling_test)
     monkeypatch.setattr(_callsite, "_detect", _detect_calling_test)
+    monkeypatch.setattr(_tracer, "_apply_task_map", lambda detection, options: None if options.ignore_unmapped else detection.task)
     lc_integration.install(lambda: _tracer.InstrumentOptions())
     yield captured
     lc_integration.uninstall()
@@ -164,6 +165,13 @@ def test_invoke_one_trace(traces):
     assert trace["latency_ms"] > 0
     assert message.ct_trace_id == trace["id"]
     assert _tracer.last_trace_id() == trace["id"]
+
+
+def test_invoke_records_parameters(traces):
+    EchoChat().invoke("x", stop=["END"], temperature=0.4)
+
+    assert traces[0]["parameters"]["stop"] == ["END"]
+    assert traces[0]["parameters"]["temperature"] == 0.4
 
 
 def test_returned_message_unchanged(traces):

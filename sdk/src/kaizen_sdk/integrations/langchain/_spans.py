@@ -27,6 +27,10 @@ __all__ = [
 
 LIBRARY = "langchain"
 
+_NOT_PARAMETERS = frozenset(
+    {"messages", "prompts", "stop", "run_manager", "run_managers", "new_arg_supported", "stream"}
+)
+
 # Set by install(): returns the options of the latest instrument() call.
 _options: Callable[[], _tracer.InstrumentOptions] | None = None
 
@@ -41,8 +45,8 @@ def _current_options() -> _tracer.InstrumentOptions:
 
 
 def _call_kwargs(kwargs: dict) -> dict:
-    # Arguments LangChain adds for its own plumbing, not request parameters.
-    return {key: value for key, value in kwargs.items() if key not in ("run_manager", "new_arg_supported", "stream")}
+    # The wrapped call's own arguments and LangChain's plumbing, not request parameters.
+    return {key: value for key, value in kwargs.items() if key not in _NOT_PARAMETERS}
 
 
 def _start(messages: list[dict], model_name: str | None, parameters: dict, detection: Any) -> _tracer.Span | None:
