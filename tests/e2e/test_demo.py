@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import free_port
+from e2e.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED_TASKS = ("SUMMARIZE_PROMPT", "CLASSIFY_PROMPT", "REPLY_PROMPT")
