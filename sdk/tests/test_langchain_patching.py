@@ -497,3 +497,42 @@ def test_unmapped_calls_ignored(traces):
     EchoChat().batch(["dropped too", "and this"])
 
     assert traces == []
+
+
+v3_events = pytest.mark.skipif(
+    not hasattr(BaseChatModel, "_iter_v2_events"), reason="this langchain-core release has no protocol event streams"
+)
+
+
+@v3_events
+def test_stream_events_v3_one_trace(traces):
+    events = list(EchoChat().stream_events("protocol events", version="v3"))
+
+    assert events
+    assert len(traces) == 1
+    assert traces[0]["response_text"] == "echo: protocol events"
+    assert traces[0]["incomplete"] is False
+    assert traces[0]["task"] == "test_stream_events_v3_one_trace"
+
+
+@v3_events
+async def test_astream_events_v3_one_trace(traces):
+    stream = await EchoChat().astream_events("async protocol events", version="v3")
+    events = [event async for event in stream]
+
+    assert events
+    assert len(traces) == 1
+    assert traces[0]["response_text"] == "echo: async protocol events"
+
+
+def test_unsupported_release_rejected():
+    from kaizen_sdk.integrations.langchain import _patch
+
+    class OldChatModel:
+        pass
+
+    class OldLLM:
+        pass
+
+    with pytest.raises(RuntimeError, match="OldChatModel._generate_with_cache"):
+        _patch.install(OldChatModel, OldLLM)

@@ -23,6 +23,7 @@ falls back to ``invoke`` gives one trace.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -30,9 +31,16 @@ from kaizen_sdk import _patching, _tracer
 from kaizen_sdk.integrations.langchain import _callsite, _spans
 from kaizen_sdk.integrations.langchain._request import message_to_dict, messages_from_prompt
 from kaizen_sdk.integrations.langchain._response import from_chat_result, from_llm_result
-from kaizen_sdk.integrations.langchain._stream import make_astream_wrapper, make_stream_wrapper
+from kaizen_sdk.integrations.langchain._stream import (
+    make_aevents_wrapper,
+    make_astream_wrapper,
+    make_events_wrapper,
+    make_stream_wrapper,
+)
 
-__all__ = ["patch_table"]
+__all__ = ["patch_table", "install", "uninstall"]
+
+logger = logging.getLogger("kaizen_sdk.integrations.langchain")
 
 
 def _argument(args: tuple, kwargs: dict, index: int, name: str, default: Any = None) -> Any:
@@ -187,32 +195,41 @@ def _safe_lists(read: Callable[[], list[list[dict]]]) -> list[list[dict]]:
         return []
 
 
-def _make_entry(kind: str, from_generate: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def message_lists(model: Any, args: tuple, kwargs: dict) -> list[list[dict]]:
-        if from_generate:
-            first = _argument(args, kwargs, 0, "messages" if kind == "chat" else "prompts")
-            return _safe_lists(lambda: _generate_message_lists(first, kind))
-        return _safe_lists(lambda: _input_message_lists(model, _argument(args, kwargs, 0, "inputs"), kind))
+def _entry_lists(model: Any, args: tuple, kwargs: dict, kind: str, from_generate: bool) -> list[list[dict]]:
+    if from_generate:
+        first = _argument(args, kwargs, 0, "messages" if kind == "chat" else "prompts")
+        return _safe_lists(lambda: _generate_message_lists(first, kind))
+    return _safe_lists(lambda: _input_message_lists(model, _argument(args, kwargs, 0, "inputs"), kind))
 
-    def make_sync(original: Callable[..., Any]) -> Callable[..., Any]:
+
+def _make_entry(kind: str, from_generate: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return a ``make_wrapper`` for a sync entry point (``batch``)."""
+
+    def make_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with _callsite.captured(message_lists(self, args, kwargs)):
+            with _callsite.captured(_entry_lists(self, args, kwargs, kind, from_generate)):
                 result = original(self, *args, **kwargs)
             _spans.remember_last(result)
             return result
 
         return entry
 
-    def make_async(original: Callable[..., Any]) -> Callable[..., Any]:
+    return make_wrapper
+
+
+def _make_async_entry(kind: str, from_generate: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return a ``make_wrapper`` for an async entry point (``abatch``, ``agenerate``)."""
+
+    def make_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with _callsite.captured(message_lists(self, args, kwargs)):
+            with _callsite.captured(_entry_lists(self, args, kwargs, kind, from_generate)):
                 result = await original(self, *args, **kwargs)
             _spans.remember_last(result)
             return result
 
         return entry
 
-    return make_sync, make_async  # type: ignore[return-value]
+    return make_wrapper
 
 
 def _make_as_completed_entry(kind: str) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
@@ -272,13 +289,17 @@ def patch_table(chat_model: type, text_llm: type) -> list[tuple[type, str, Calla
         (text_llm, "astream", make_astream_wrapper("text")),
     ]
 
+    # Protocol event streams are in langchain-core 1.8.3 but not 1.0.0; install() skips them when absent.
+    table += [
+        (chat_model, "_iter_v2_events", make_events_wrapper),
+        (chat_model, "_aiter_v2_events", make_aevents_wrapper),
+    ]
+
     for owner, kind in ((chat_model, "chat"), (text_llm, "text")):
-        batch_sync, batch_async = _make_entry(kind, from_generate=False)
-        _, generate_async = _make_entry(kind, from_generate=True)
         table += [
-            (owner, "batch", batch_sync),
-            (owner, "abatch", batch_async),
-            (owner, "agenerate", generate_async),
+            (owner, "batch", _make_entry(kind)),
+            (owner, "abatch", _make_async_entry(kind)),
+            (owner, "agenerate", _make_async_entry(kind, from_generate=True)),
             (owner, "batch_as_completed", _make_as_completed_entry(kind)),
             (owner, "abatch_as_completed", _make_aas_completed_entry(kind)),
         ]
@@ -286,10 +307,30 @@ def patch_table(chat_model: type, text_llm: type) -> list[tuple[type, str, Calla
 
 
 def install(chat_model: type, text_llm: type) -> None:
-    """Apply the patch table; on failure undo what was applied and raise."""
+    """Apply the patch table; on failure undo what was applied and raise.
+
+    Raises ``RuntimeError`` when langchain-core lacks a method every call goes through
+    (a release outside the supported range); methods only some releases have are skipped.
+    """
+    required = [
+        (chat_model, "_generate_with_cache"),
+        (chat_model, "_agenerate_with_cache"),
+        (text_llm, "_generate_helper"),
+        (text_llm, "_agenerate_helper"),
+    ]
+    missing = [f"{owner.__name__}.{name}" for owner, name in required if not hasattr(owner, name)]
+    if missing:
+        raise RuntimeError(
+            f"cannot instrument this langchain-core release: {', '.join(missing)} not found; "
+            "kaizen-sdk supports langchain-core>=1.0,<2"
+        )
+
     applied: list[tuple[type, str]] = []
     try:
         for owner, name, make_wrapper in patch_table(chat_model, text_llm):
+            if not hasattr(owner, name):
+                logger.info("langchain-core has no %s.%s; that path is not traced", owner.__name__, name)
+                continue
             if _patching.wrap(owner, name, make_wrapper):
                 applied.append((owner, name))
     except BaseException:

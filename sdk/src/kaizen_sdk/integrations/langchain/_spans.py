@@ -29,6 +29,7 @@ LIBRARY = "langchain"
 
 _NOT_PARAMETERS = frozenset(
     {"messages", "prompts", "stop", "run_manager", "run_managers", "new_arg_supported", "stream"}
+    # "stream" is also the ChatModelStream accumulator that _iter_v2_events receives.
 )
 
 # Set by install(): returns the options of the latest instrument() call.

@@ -21,7 +21,7 @@ from kaizen_sdk import _tracer
 from kaizen_sdk.integrations.langchain import _spans
 from kaizen_sdk.integrations.langchain._response import ResponseInfo, from_message, from_text
 
-__all__ = ["merge_chunks", "make_stream_wrapper", "make_astream_wrapper"]
+__all__ = ["merge_chunks", "make_stream_wrapper", "make_astream_wrapper", "make_events_wrapper", "make_aevents_wrapper"]
 
 
 def merge_chunks(chunks: list[Any]) -> Any:
@@ -147,3 +147,105 @@ def make_astream_wrapper(kind: str) -> Callable[[Callable[..., AsyncIterator[Any
         return astream
 
     return make_wrapper
+
+
+# --- protocol event streams (beta; in langchain-core 1.8.3, not in 1.0.0) -----------------
+#
+# ``stream_events(version="v3")`` and ``astream_events(version="v3")`` drive
+# ``_iter_v2_events`` / ``_aiter_v2_events`` instead of ``stream``. Each event is folded
+# into the ``stream`` accumulator (a ``ChatModelStream``) that the caller passes in, whose
+# ``output_message`` is the finished ``AIMessage``. The same generators also serve
+# ``_generate_with_cache`` when a v2 streaming callback is attached; a span is already
+# active there, so no second trace starts.
+
+
+def _is_done(accumulator: Any) -> bool:
+    return bool(getattr(accumulator, "done", False)) and getattr(accumulator, "output_message", None) is not None
+
+
+def _events_info(accumulator: Any) -> Callable[[], ResponseInfo]:
+    return lambda: from_message(getattr(accumulator, "output_message", None))
+
+
+def make_events_wrapper(original: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """Wrap ``BaseChatModel._iter_v2_events``: one span per protocol event stream."""
+
+    def _iter_v2_events(self: Any, messages: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        span = _spans.start_chat_span(self, messages, kwargs.get("stop"), kwargs)
+        if span is None:
+            yield from original(self, messages, *args, **kwargs)
+            return
+
+        finished = False
+        accumulator = kwargs.get("stream")
+        inner = original(self, messages, *args, **kwargs)
+        try:
+            while True:
+                try:
+                    with span.activate():
+                        event = next(inner)
+                except StopIteration:
+                    finished = True
+                    break
+                except BaseException as exc:
+                    _spans.fail(span, exc)
+                    raise
+                if _is_done(accumulator):
+                    # The v3 pump stops pulling once the message is finished, so the
+                    # generator may never be exhausted: end the span here.
+                    finished = True
+                    _spans.finish(span, _events_info(accumulator))
+                    yield event
+                    yield from inner
+                    return
+                yield event
+        finally:
+            if not finished:
+                inner.close()
+            if not span.ended:
+                _spans.finish(span, _events_info(accumulator), incomplete=not finished)
+
+    return _iter_v2_events
+
+
+def make_aevents_wrapper(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """Wrap ``BaseChatModel._aiter_v2_events``: one span per protocol event stream."""
+
+    async def _aiter_v2_events(self: Any, messages: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        span = _spans.start_chat_span(self, messages, kwargs.get("stop"), kwargs)
+        inner = original(self, messages, *args, **kwargs)
+        if span is None:
+            try:
+                async for event in inner:
+                    yield event
+            finally:
+                await inner.aclose()
+            return
+
+        finished = False
+        accumulator = kwargs.get("stream")
+        try:
+            while True:
+                try:
+                    with span.activate():
+                        event = await inner.__anext__()
+                except StopAsyncIteration:
+                    finished = True
+                    break
+                except BaseException as exc:
+                    _spans.fail(span, exc)
+                    raise
+                if _is_done(accumulator):
+                    finished = True
+                    _spans.finish(span, _events_info(accumulator))
+                    yield event
+                    async for event in inner:
+                        yield event
+                    return
+                yield event
+        finally:
+            await inner.aclose()
+            if not span.ended:
+                _spans.finish(span, _events_info(accumulator), incomplete=not finished)
+
+    return _aiter_v2_events
