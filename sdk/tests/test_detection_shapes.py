@@ -91,12 +91,20 @@ class Sandbox:
         sys.path.insert(0, str(self.library_dir))
         sys.modules.pop("fakellm", None)
 
-    def load(self, files: dict[str, str]) -> ModuleType:
-        """Write ``files`` (name -> source) to a new folder and import its ``main.py``."""
+    def load(self, files: dict[str, str], run_at_import: bool = False) -> ModuleType:
+        """Write ``files`` (name -> source) to a new folder and import its ``main.py``.
+
+        With ``run_at_import`` the module calls ``run()`` from its own top level and stores the
+        result in ``DETECTIONS``, so its module frame is on the stack as in a script run
+        with ``python main.py``.
+        """
         folder = self.root / f"app_{uuid.uuid4().hex[:8]}"
         folder.mkdir()
         for name, source in files.items():
-            (folder / name).write_text(textwrap.dedent(source).lstrip())
+            source = textwrap.dedent(source).lstrip()
+            if name == "main.py" and run_at_import:
+                source += "\n\nDETECTIONS = run()\n"
+            (folder / name).write_text(source)
 
         helper_names = [Path(name).stem for name in files if name != "main.py"]
         for name in helper_names:
@@ -986,3 +994,14 @@ def test_shape_names_stable_on_repeat(sandbox: Sandbox, shape: Shape) -> None:
 
     assert [d.task for d in second] == [d.task for d in first] == shape.expect
     assert [d.inputs for d in second] == [d.inputs for d in first]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
+def test_shape_called_from_module_level(sandbox: Sandbox, shape: Shape) -> None:
+    # A script's module frame reads every global it defines; that must not change the winner.
+    for module_name in shape.needs:
+        pytest.importorskip(module_name)
+
+    module = sandbox.load(shape.files, run_at_import=True)
+
+    assert [detection.task for detection in module.DETECTIONS] == shape.expect

@@ -43,7 +43,7 @@ _MAX_CACHED = 4096
 class Candidate:
     """A named string or template object in a user frame."""
 
-    __slots__ = ("name", "path", "scope", "frame_index", "indirection", "text", "template", "order")
+    __slots__ = ("name", "path", "scope", "frame_index", "report_index", "indirection", "text", "template", "order")
 
     def __init__(
         self,
@@ -59,7 +59,8 @@ class Candidate:
         self.name = name
         self.path = path
         self.scope = scope
-        self.frame_index = frame_index
+        self.frame_index = frame_index  # the innermost frame that sees the name: ranks candidates
+        self.report_index = frame_index  # the frame whose code reads the name: reported as file and line
         self.indirection = indirection  # 0 a plain name, 1 an attribute or dict value, 2 a chain's prompt
         self.text = text
         self.template = template
@@ -254,10 +255,11 @@ class _Collector:
             if isinstance(value, type):
                 if containers < MAX_CONTAINERS_PER_MODULE:
                     containers += 1
-                    self.scan_class(value, name, self.frame_using(module_globals, name, first_index))
+                    self.scan_class(value, name, first_index)
                 continue
-            anchor = name
-            self.add(name, name, SCOPE_ATTRIBUTE, self.frame_using(module_globals, anchor, first_index), 0, value)
+            added_from = len(self.candidates)
+            self.add(name, name, SCOPE_ATTRIBUTE, first_index, 0, value)
+            self.set_report_frame(module_globals, name, first_index, added_from)
 
     def scan_module(self, module: ModuleType, alias: str, module_globals: dict, first_index: int, depth: int) -> None:
         namespace = module.__dict__
@@ -274,15 +276,25 @@ class _Collector:
                 continue
             if isinstance(value, type):
                 continue
-            index = self.frame_using(module_globals, name, first_index)
-            self.add(name, f"{alias}.{name}", SCOPE_ATTRIBUTE, index, 1, value)
+            added_from = len(self.candidates)
+            self.add(name, f"{alias}.{name}", SCOPE_ATTRIBUTE, first_index, 1, value)
+            self.set_report_frame(module_globals, name, first_index, added_from)
 
-    def frame_using(self, module_globals: dict, name: str, default: int) -> int:
-        """Return the innermost frame of this module whose code reads ``name``, else ``default``."""
-        for index in range(default, len(self.frames)):
-            if self.frames[index].f_globals is module_globals and name in self.infos[index].referenced:
-                return index
-        return default
+    def set_report_frame(self, module_globals: dict, name: str, first_index: int, added_from: int) -> None:
+        """Report the candidates added since ``added_from`` at the innermost function of this module that reads ``name``.
+
+        A helper's frame sees every global of its module, but the line worth showing is the one
+        that reads the name (`ask(TITLE_PROMPT.format(...))` in the helper's caller). Module-level
+        code assigns every global, so it does not count as reading one.
+        """
+        for index in range(first_index, len(self.frames)):
+            info = self.infos[index]
+            if info.module_level or self.frames[index].f_globals is not module_globals:
+                continue
+            if name in info.referenced:
+                for candidate in self.candidates[added_from:]:
+                    candidate.report_index = index
+                return
 
 
 def collect_candidates(frames: list[FrameType]) -> tuple[list[Candidate], list[CodeInfo]]:

@@ -78,7 +78,7 @@ def _detect(messages: Any, start: FrameType | None) -> Detection:
 
         if choice is not None:
             candidate = choice.candidate
-            frame = frames[candidate.frame_index]
+            frame = frames[candidate.report_index]
             if candidate.template is not None:
                 template_text = candidate.template.text
             else:
