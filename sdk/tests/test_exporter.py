@@ -600,3 +600,15 @@ def test_forked_child_starts_empty(endpoint) -> None:
     assert report["ids"] == [report["expected"]]
     assert _exporter.flush(5)
     assert endpoint.trace_ids == [parent_trace["id"]]
+
+
+def test_unreachable_server_retried_past_max(endpoint, exporters) -> None:
+    exporter = exporters(endpoint, max_retries=1)
+    endpoint.script = [httpx.ConnectError("refused")] * 5
+    trace = make_trace()
+
+    exporter.enqueue_trace(trace)
+
+    assert exporter.flush(5)
+    assert endpoint.trace_ids == [trace["id"]]
+    assert exporter.stats()["retried"] == 5

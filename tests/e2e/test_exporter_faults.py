@@ -411,3 +411,46 @@ def test_many_threads_all_arrive_once(ct_server) -> None:
     assert len(ids) == 10_000
     assert set(ids) == {trace["id"] for traces in per_thread for trace in traces}
     assert _exporter.stats()["dropped"] == 0
+
+
+FAULT_SUMMARY_PROMPT = "Summarize this ticket for the on-call engineer: {ticket}"
+
+
+def test_openai_calls_unaffected_by_dead_server(tmp_path: Path, stub_llm, monkeypatch: pytest.MonkeyPatch) -> None:
+    openai = pytest.importorskip("openai")
+    import kaizen_sdk
+
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    directory = tmp_path / "server"
+    directory.mkdir()
+    db_url = f"sqlite:///{directory / 'kaizen.db'}"
+    api_key = create_api_key(db_url)
+    port = free_port()
+    kaizen_sdk.instrument(openai, api_key=api_key, base_url=f"http://127.0.0.1:{port}", request_timeout=1.0, flush_interval=0.05)
+    client = openai.OpenAI(base_url=stub_llm.base_url, api_key="sk-test", max_retries=0)
+    results = []
+    slowest = 0.0
+    try:
+        for index in range(20):
+            started = time.perf_counter()
+            results.append(
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": FAULT_SUMMARY_PROMPT.format(ticket=f"printer {index} jams")}],
+                )
+            )
+            slowest = max(slowest, time.perf_counter() - started)
+
+        server = start_ct_server(directory, port=port, db_url=db_url)
+        try:
+            assert kaizen_sdk.flush(30)
+            stored = [server.wait_for_trace(result.ct_trace_id) for result in results]
+        finally:
+            stop_ct_server(server)
+    finally:
+        kaizen_sdk.uninstrument(openai)
+
+    assert slowest < 1.0  # the stub answers in milliseconds; a call never waits for the CT server
+    assert all(result.choices[0].message.content for result in results)
+    assert {trace["task"] for trace in stored} == {"FAULT_SUMMARY_PROMPT"}
+    assert len({trace["id"] for trace in stored}) == 20

@@ -43,8 +43,9 @@ class Settings:
     request_timeout: float = 10.0
     # Upper bound on the flush at interpreter exit; a dead server never delays exit longer.
     exit_timeout: float = 2.0
-    # Retries of one batch after a transient failure (connection error, timeout, 408, 429,
-    # 5xx) before it is given up, or spooled when a spool is configured.
+    # Retries of one batch after a transient failure of a server that was reached (read
+    # timeout, dropped connection, 408, 429, 5xx) before the batch is dropped. While the
+    # server cannot be connected to at all, retries go on without limit.
     max_retries: int = 10
     # Directory of the on-disk SQLite spool; None disables the spool.
     spool_dir: str | None = None

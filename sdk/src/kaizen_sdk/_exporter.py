@@ -12,7 +12,9 @@ first enqueue:
   was queued before it;
 - transient failures (connection errors, timeouts, 408, 429, 5xx) are retried with
   exponential backoff and jitter, honouring `Retry-After`; other 4xx are not retried (a 413
-  batch is split in two first). Ingest is idempotent on the SDK's ids, so a retry after a
+  batch is split in two first). A server that cannot be connected to is retried without
+  limit, because the queue bound already caps memory; failures of a server that answered
+  count towards `max_retries`. Ingest is idempotent on the SDK's ids, so a retry after a
   lost response never duplicates data;
 - with a spool directory, a batch that hits a transient failure goes to the on-disk spool
   (`_spool`) instead of being retried in memory, later batches follow it there while it is
@@ -57,6 +59,8 @@ BACKOFF_MAX_SECONDS = 30.0
 RETRY_AFTER_MAX_SECONDS = 120.0
 # Repeated warnings (queue full, rejected items) are logged at most once per this interval.
 WARNING_INTERVAL_SECONDS = 60.0
+# flush() without a timeout logs that it is still waiting this often.
+FLUSH_WARNING_SECONDS = 30.0
 
 TRACE = "trace"
 SCORE = "score"
@@ -105,6 +109,7 @@ class _Batch:
     # not encodable); they are settled together with the batch so flush() stays in order.
     skipped: int = 0
     size: int = 0
+    settled: bool = False
 
     @property
     def items(self) -> int:
@@ -124,6 +129,9 @@ class _Outcome:
 
     sent: bool
     retryable: bool = False
+    # False when the server could not be reached at all: no fault of the batch, so the
+    # failure does not count towards max_retries.
+    counted: bool = True
     reason: str = ""
     status: int | None = None
     retry_after: float | None = None
@@ -251,8 +259,8 @@ class Exporter:
         """Wait until everything queued before the call is sent, spooled or dropped.
 
         Returns True when all of it reached the server, False when the timeout expired first
-        or some of it was spooled or dropped. `timeout=None` waits as long as the retries
-        take (at most about `max_retries` backoffs of up to 30 s each).
+        or some of it was spooled or dropped. `timeout=None` waits until then, which lasts as
+        long as the server cannot be reached (a warning is logged every 30 s meanwhile).
         """
         if threading.current_thread() is self._thread:
             return False  # a redact callable calling flush() would wait for itself
@@ -270,10 +278,16 @@ class Exporter:
             self._spool_retry_at = 0.0
             self._condition.notify_all()
             while self._settled < target:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                remaining = FLUSH_WARNING_SECONDS if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
                     return False
-                self._condition.wait(remaining)
+                if not self._condition.wait(remaining) and deadline is None:
+                    logger.warning(
+                        "flush() is still waiting for %d traces and scores; the CT server at %s "
+                        "does not accept them yet",
+                        target - self._settled,
+                        self.settings.base_url,
+                    )
 
             return self._failed == failed_before
 
@@ -371,17 +385,33 @@ class Exporter:
                 self._spool_pending = self._spool.pending()[0] > 0
             while True:
                 if self._spool_due():
-                    self._drain_spool()
+                    self._drain_spool_safely()
 
                 batch = self._take_batch()
                 if batch is None:
                     break
                 if batch.taken:
-                    self._deliver(batch)
+                    self._deliver_safely(batch)
         except Exception:
             logger.exception("exporter thread failed; traces queued from now on are not sent")
         finally:
             logger.debug("exporter thread stopped (pid %d)", os.getpid())
+
+    def _deliver_safely(self, batch: _Batch) -> None:
+        # A bug in one delivery must cost that batch, not every trace after it.
+        try:
+            self._deliver(batch)
+        except Exception:
+            logger.exception("delivering a batch of %d items failed unexpectedly; dropped it", batch.items)
+            self._count_dropped(batch.items)
+            self._settle(batch, failed=batch.items)
+
+    def _drain_spool_safely(self) -> None:
+        try:
+            self._drain_spool()
+        except Exception:
+            logger.exception("sending spooled batches failed unexpectedly; trying again later")
+            self._schedule_spool_retry(_Outcome(False, retryable=True))
 
     def _spool_due(self) -> bool:
         return self._spool is not None and self._spool_pending and time.monotonic() >= self._spool_retry_at
@@ -465,6 +495,10 @@ class Exporter:
 
     def _settle(self, batch: _Batch, *, failed: int) -> None:
         with self._condition:
+            if batch.settled:
+                return
+
+            batch.settled = True
             self._settled += batch.taken
             self._failed += failed
             if self._inflight is batch:
@@ -499,6 +533,7 @@ class Exporter:
         """Send one batch; return how many of its items did not reach the server."""
         body = batch.body()
         attempt = 0
+        counted_failures = 0
         while True:
             outcome = self._post(body)
             if outcome.sent:
@@ -523,7 +558,10 @@ class Exporter:
                     self._count_dropped(batch.items)
                 return batch.items
 
-            if attempt >= self.settings.max_retries or self._stopping:
+            # Only failures of a server that answered count: while it cannot be reached at
+            # all, the batch waits (and the queue bound limits memory) until it is back.
+            counted_failures += 1 if outcome.counted else 0
+            if counted_failures > self.settings.max_retries or self._stopping:
                 logger.error(
                     "gave up on a batch of %d items after %d attempts (%s); dropped it",
                     batch.items,
@@ -536,11 +574,10 @@ class Exporter:
             delay = self._retry_delay(outcome, attempt)
             attempt += 1
             logger.warning(
-                "sending a batch of %d items failed (%s); retry %d of %d in %.1f s",
+                "sending a batch of %d items failed (%s); retry %d in %.1f s",
                 batch.items,
                 outcome.reason,
                 attempt,
-                self.settings.max_retries,
                 delay,
             )
             with self._lock:
@@ -583,6 +620,8 @@ class Exporter:
         transport = self._transport
         try:
             response = transport.post_bytes(INGEST_PATH, body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return _Outcome(False, retryable=True, counted=False, reason=f"cannot connect ({type(exc).__name__}: {exc})")
         except httpx.TimeoutException as exc:
             return _Outcome(False, retryable=True, reason=f"timed out after {self.settings.request_timeout:g} s ({type(exc).__name__})")
         except httpx.TransportError as exc:
@@ -699,9 +738,9 @@ class Exporter:
                 self._record_sent(outcome, row.items)
                 continue
 
-            # A server that is down is no fault of the batch: only error responses count
-            # towards max_retries, so an outage of any length loses nothing that fits the spool.
-            counted = outcome.status is not None
+            # As in memory, only failures of a server that answered count towards max_retries,
+            # so an outage of any length loses nothing that fits in the spool.
+            counted = outcome.counted
             if not outcome.retryable or (counted and row.attempts + 1 > self.settings.max_retries):
                 spool.delete(row.row_id)
                 self._count_dropped(row.items)
