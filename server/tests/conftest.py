@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
@@ -25,6 +24,8 @@ from kaizen_server.store import Store
 # Test modules import their data builders from server_test_data, next to this file; with
 # --import-mode=importlib this folder is not on sys.path by itself.
 sys.path.insert(0, os.path.dirname(__file__))
+
+from server_test_data import ApiClient  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("KAIZEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -72,30 +73,6 @@ def store(database_url) -> Iterator[Store]:
 @pytest.fixture(scope="session")
 def app(store):
     return create_app(Settings(database_url=store.url, max_batch_items=200, max_request_bytes=8 * 1024 * 1024), store=store)
-
-
-@dataclass
-class ApiClient:
-    """A TestClient bound to one fresh project through its API key."""
-
-    http: TestClient
-    key: str
-    project: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.key}
-
-    def get(self, path: str, **kwargs):
-        return self.http.get(path, headers=self.headers, **kwargs)
-
-    def post(self, path: str, **kwargs):
-        return self.http.post(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
-
-    def ingest(self, traces=(), scores=()) -> dict:
-        response = self.post("/api/v1/ingest", json={"traces": list(traces), "scores": list(scores)})
-        assert response.status_code == 200, response.text
-        return response.json()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+from fastapi.testclient import TestClient
+
+
+@dataclass
+class ApiClient:
+    """A TestClient bound to one fresh project through its API key."""
+
+    http: TestClient
+    key: str
+    project: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.key}
+
+    def get(self, path: str, **kwargs):
+        return self.http.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.http.post(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+
+    def ingest(self, traces=(), scores=()) -> dict:
+        response = self.post("/api/v1/ingest", json={"traces": list(traces), "scores": list(scores)})
+        assert response.status_code == 200, response.text
+        return response.json()
 
 
 def make_trace(**overrides) -> dict:

@@ -16,6 +16,7 @@ stored as naive UTC.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ MIN_TIMESTAMP = datetime(1970, 1, 1)
 MAX_TIMESTAMP = datetime(2200, 1, 1)
 MAX_TASK_CHARS = 1000
 MAX_SHORT_TEXT_CHARS = 200
+MAX_JSON_DEPTH = 64
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -69,16 +71,33 @@ def _clean_string(value: str, path: str, warnings: dict[str, int]) -> str:
     return cleaned
 
 
-def clean_value(value: Any, path: str, warnings: dict[str, int]) -> Any:
-    """Replace NUL characters and lone surrogates in every string inside `value` (keys too)."""
+class UnstorableValue(ValueError):
+    """A JSON value no database can store as sent: nested too deeply, or a non-finite number."""
+
+
+def clean_value(value: Any, path: str, warnings: dict[str, int], depth: int = 0) -> Any:
+    """Replace NUL characters and lone surrogates in every string inside `value` (keys too).
+
+    Raises UnstorableValue for nesting deeper than MAX_JSON_DEPTH and for infinite numbers
+    (JSON such as 1e999 parses to infinity, which JSON columns cannot store).
+    """
     if isinstance(value, str):
         return _clean_string(value, path, warnings)
 
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnstorableValue(f"field '{path}' contains the number {value!r}; send finite numbers only")
+
+    if depth >= MAX_JSON_DEPTH and isinstance(value, (list, dict)):
+        raise UnstorableValue(f"field '{path}' is nested more than {MAX_JSON_DEPTH} levels deep; flatten it")
+
     if isinstance(value, list):
-        return [clean_value(item, path, warnings) for item in value]
+        return [clean_value(item, path, warnings, depth + 1) for item in value]
 
     if isinstance(value, dict):
-        return {_clean_string(str(key), path, warnings): clean_value(item, path, warnings) for key, item in value.items()}
+        return {
+            _clean_string(str(key), path, warnings): clean_value(item, path, warnings, depth + 1)
+            for key, item in value.items()
+        }
 
     return value
 

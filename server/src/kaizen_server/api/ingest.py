@@ -20,7 +20,14 @@ from kaizen_server.api.auth import authenticate
 from kaizen_server.api.errors import Problem
 from kaizen_server.api.schemas import IngestResponse
 from kaizen_server.store import ApiKey
-from kaizen_server.wire import ScoreIn, TraceIn, clean_value, cleaning_warnings, describe_validation_error
+from kaizen_server.wire import (
+    ScoreIn,
+    TraceIn,
+    UnstorableValue,
+    clean_value,
+    cleaning_warnings,
+    describe_validation_error,
+)
 
 logger = logging.getLogger("kaizen_server.ingest")
 
@@ -54,6 +61,8 @@ def parse_batch(body: bytes, max_items: int) -> tuple[list, list]:
     """Parse the JSON body into the raw trace and score lists, or raise a problem."""
     try:
         document = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise Problem(400, "the request body is nested too deeply to parse; send flatter JSON") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"the request body is not valid JSON ({exc}); send a JSON object like {{\"traces\": [...], \"scores\": [...]}}") from None
 
@@ -90,7 +99,14 @@ def _validate(kind: str, model, raw: Any):
         return None, f"a {kind} must be a JSON object, got {type(raw).__name__}"
 
     counts: dict[str, int] = {}
-    cleaned = {clean_value(key, key, counts) if isinstance(key, str) else key: clean_value(value, str(key), counts) for key, value in raw.items()}
+    try:
+        cleaned = {}
+        for key, value in raw.items():
+            field = clean_value(key, "field names", counts)
+            cleaned[field] = clean_value(value, field, counts)
+    except UnstorableValue as exc:
+        return None, str(exc)
+
     try:
         item = model.model_validate(cleaned)
     except ValidationError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kaizen_server.api.errors import Problem
-from kaizen_server.wire import normalize_uuid, to_utc_naive
+from kaizen_server.wire import to_utc_naive
 
 
 def check_text(name: str, value: str | None) -> str | None:
@@ -14,13 +14,6 @@ def check_text(name: str, value: str | None) -> str | None:
         raise Problem(422, f"query field '{name}' contains a NUL character (%00); remove it")
 
     return value
-
-
-def check_trace_id(value: str) -> str:
-    try:
-        return normalize_uuid(value)
-    except ValueError as exc:
-        raise Problem(422, f"path field 'trace_id': {exc}") from None
 
 
 def check_time(name: str, value: datetime | None) -> datetime | None:

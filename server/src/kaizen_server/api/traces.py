@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from kaizen_server.api.auth import authenticate
 from kaizen_server.api.errors import Problem
-from kaizen_server.api.params import check_range, check_text, check_time, check_trace_id
+from kaizen_server.api.params import check_range, check_text, check_time
 from kaizen_server.api.schemas import ScoreResult, TraceDetail, TraceList
 from kaizen_server.store import ApiKey, InvalidCursor, TraceFilter
 from kaizen_server.store.queries import MAX_PAGE_SIZE
@@ -104,8 +104,8 @@ def export_traces(request: Request, filters: TraceFilter = Depends(trace_filter)
     summary="Get one trace with its score history",
     responses={404: _PROBLEM, **_ERRORS},
 )
-def get_trace(request: Request, trace_id: str = Path(max_length=100), key: ApiKey = Depends(authenticate)) -> dict:
-    trace_id = check_trace_id(trace_id)
+def get_trace(request: Request, trace_id: uuid.UUID = Path(), key: ApiKey = Depends(authenticate)) -> dict:
+    trace_id = str(trace_id)
     trace = request.app.state.store.get_trace(key.project_id, trace_id)
     if trace is None:
         raise Problem(404, f"trace {trace_id} not found in project {key.project!r}; it may not have been sent yet")
@@ -120,8 +120,8 @@ def get_trace(request: Request, trace_id: str = Path(max_length=100), key: ApiKe
     description="Adds a score to a stored trace; the trace keeps every score and shows the latest. 404 when the trace is not stored: to score a trace that may still be on its way, send the score through `/api/v1/ingest`, where it waits for its trace.",
     responses={404: _PROBLEM, 400: _PROBLEM, **_ERRORS},
 )
-def score_trace(request: Request, body: ScoreRequest, trace_id: str = Path(max_length=100), key: ApiKey = Depends(authenticate)) -> dict:
-    trace_id = check_trace_id(trace_id)
+def score_trace(request: Request, body: ScoreRequest, trace_id: uuid.UUID = Path(), key: ApiKey = Depends(authenticate)) -> dict:
+    trace_id = str(trace_id)
     for name in ("scored_by", "name", "comment"):
         value = getattr(body, name)
         if value is not None and ("\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)):
