@@ -51,6 +51,11 @@ def complete(messages, **parameters):
     return _send(messages)
 
 
+def send_raw(messages):
+    """Pass ``messages`` to detection unchanged, however malformed."""
+    return detect_task(messages)
+
+
 def acomplete(messages, **parameters):
     # Detection runs where the call enters the library, before any await.
     detection = _send(messages)

@@ -140,12 +140,11 @@ def _candidate_matches(candidate: Candidate, texts: list[str], equality: _TextEq
 
     text_value = candidate.text
     if text_value is not None:
-        if any(text_value == text for text in texts) and scope != SCOPE_ATTRIBUTE:
+        if any(equality.same(text_value, text) for text in texts):
+            if scope == SCOPE_ATTRIBUTE:
+                yield (KIND_FIXED, scope, frame_index, 0, indirection, order), None, None
             # A local or parameter that is the message text itself (raw input, a rendered
             # prompt passed down) is not where the prompt came from.
-            return
-        if scope == SCOPE_ATTRIBUTE and any(equality.same(text_value, text) for text in texts):
-            yield (KIND_FIXED, scope, frame_index, 0, indirection, order), None, None
             return
         for matcher in matchers_for(text_value, volatile=scope != SCOPE_ATTRIBUTE):
             if matcher.literal_chars < MIN_LITERAL_CHARS:

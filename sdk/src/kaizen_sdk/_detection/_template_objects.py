@@ -74,7 +74,7 @@ def template_kind(value: Any) -> str | None:
 def _classify(cls: type) -> str | None:
     if issubclass(cls, string.Template):
         return KIND_STRING_TEMPLATE
-    if cls.__module__.startswith("jinja2") and hasattr(cls, "root_render_func"):
+    if cls.__module__.startswith("jinja2") and hasattr(cls, "render") and hasattr(cls, "environment_class"):
         return KIND_JINJA
 
     fields = _declared_fields(cls)
