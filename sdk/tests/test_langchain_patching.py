@@ -84,6 +84,17 @@ class FailingChat(BaseChatModel):
         raise self.error
 
 
+class FreshErrorChat(BaseChatModel):
+    """Raises a new exception each call: re-raising one instance would grow its traceback."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "fresh-error"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        raise RuntimeError("down")
+
+
 class NestingChat(BaseChatModel):
     """Calls another instrumented model inside, as ChatOpenAI calls the openai client."""
 
@@ -536,3 +547,34 @@ def test_unsupported_release_rejected():
 
     with pytest.raises(RuntimeError, match="OldChatModel._generate_with_cache"):
         _patch.install(OldChatModel, OldLLM)
+
+
+def test_no_state_left_after_many_calls(traces):
+    import gc
+    import tracemalloc
+
+    chat, failing = EchoChat(), FreshErrorChat()
+
+    def mixed_calls(count: int) -> None:
+        for index in range(count):
+            chat.invoke(f"call {index}")
+            with pytest.raises(RuntimeError):
+                failing.invoke("x")
+            for _chunk in chat.stream("abandoned after one chunk"):
+                break
+
+    mixed_calls(100)
+    traces.clear()
+    gc.collect()
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    mixed_calls(400)
+    traces.clear()
+    gc.collect()
+    after, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert len(_tracer._open_spans) == 0
+    assert len(_result._entries) == 0
+    # NOTE: a leak of one small object per call (about 100 bytes) stays under this bound.
+    assert after - before < 64 * 1024
