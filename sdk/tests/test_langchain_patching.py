@@ -317,6 +317,43 @@ def test_chain_prompt_then_model(traces):
     assert message.ct_trace_id == traces[0]["id"]
 
 
+def test_chain_with_parser_last_trace_id(traces):
+    from langchain_core.output_parsers import StrOutputParser
+
+    chain = ChatPromptTemplate.from_messages([("human", "Say {word}")]) | EchoChat() | StrOutputParser()
+
+    text = chain.invoke({"word": "one"})
+    after_invoke = _tracer.last_trace_id()
+    pieces = list(chain.stream({"word": "two"}))
+    after_stream = _tracer.last_trace_id()
+
+    assert text == "echo: Say one"
+    assert "".join(pieces) == "echo: Say two"
+    assert [after_invoke, after_stream] == [trace["id"] for trace in traces]
+
+
+async def test_async_chain_last_trace_id(traces):
+    from langchain_core.output_parsers import StrOutputParser
+
+    chain = ChatPromptTemplate.from_messages([("human", "Say {word}")]) | EchoChat() | StrOutputParser()
+
+    await chain.ainvoke({"word": "one"})
+    after_ainvoke = _tracer.last_trace_id()
+    [piece async for piece in chain.astream({"word": "two"})]
+    after_astream = _tracer.last_trace_id()
+
+    assert [after_ainvoke, after_astream] == [trace["id"] for trace in traces]
+
+
+def test_text_llm_chain_last_trace_id(traces):
+    from langchain_core.prompts import PromptTemplate
+
+    text = (PromptTemplate.from_template("Say {word}") | UsageLLM()).invoke({"word": "hi"})
+
+    assert text == "done Say hi"
+    assert _tracer.last_trace_id() == traces[0]["id"]
+
+
 def test_error_propagates_unchanged(traces):
     error = ValueError("boom")
 
@@ -417,8 +454,11 @@ def test_patched_methods_look_like_originals(traces):
 
 
 def test_uninstall_restores_exactly(monkeypatch):
+    from langchain_core.runnables.base import RunnableSequence
+
     before_chat = dict(vars(BaseChatModel))
     before_llm = dict(vars(BaseLLM))
+    before_sequence = dict(vars(RunnableSequence))
 
     lc_integration.install(lambda: _tracer.InstrumentOptions())
     lc_integration.install(lambda: _tracer.InstrumentOptions())
@@ -428,6 +468,7 @@ def test_uninstall_restores_exactly(monkeypatch):
 
     assert dict(vars(BaseChatModel)) == before_chat
     assert dict(vars(BaseLLM)) == before_llm
+    assert dict(vars(RunnableSequence)) == before_sequence
     assert "batch" not in vars(BaseChatModel)
 
 

@@ -19,6 +19,7 @@ import langchain  # noqa: E402
 import langchain_core  # noqa: E402
 import openai  # noqa: E402
 from langchain_core.messages import HumanMessage, ToolMessage  # noqa: E402
+from langchain_core.output_parsers import StrOutputParser  # noqa: E402
 from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
 from langchain_core.tools import tool  # noqa: E402
 from langchain_openai import ChatOpenAI, OpenAI  # noqa: E402
@@ -211,6 +212,17 @@ def test_prompt_model_chain(ct, chat):
     ]
     assert trace["response_text"] == message.content
     assert len(_traces_with(ct, ticket)) == 1
+
+
+def test_chain_with_parser_last_trace_id(ct, chat):
+    ticket = f"parsed ticket {_nonce()}"
+    chain = LC_TRIAGE_TEMPLATE | chat | StrOutputParser()
+
+    text = chain.invoke({"ticket": ticket})
+
+    trace = _fetch(ct, kaizen_sdk.last_trace_id())
+    assert trace["response_text"] == text
+    assert trace["task"] == "LC_TRIAGE_TEMPLATE"
 
 
 async def test_prompt_model_chain_async(ct, chat):

@@ -9,7 +9,9 @@ LangChain's thread pools and tasks.
 
 What the user gets back: the ``AIMessage`` of ``invoke``, ``ainvoke``, ``batch`` and of a
 chain ending in a chat model carries ``ct_trace_id`` and ``ct_score``. Text LLMs return
-``str`` and streams yield chunks, so there ``kaizen_sdk.last_trace_id()`` gives the id.
+``str``, streams yield chunks and chains may end in a parser, so there
+``kaizen_sdk.last_trace_id()`` gives the id (``RunnableSequence`` is patched so that it
+works after a chain call too).
 """
 
 from __future__ import annotations
@@ -26,20 +28,21 @@ __all__ = ["install", "uninstall"]
 logger = logging.getLogger("kaizen_sdk.integrations.langchain")
 
 
-def _base_classes() -> tuple[type, type]:
+def _base_classes() -> tuple[type, type, type]:
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.language_models.llms import BaseLLM
+    from langchain_core.runnables.base import RunnableSequence
 
-    return BaseChatModel, BaseLLM
+    return BaseChatModel, BaseLLM, RunnableSequence
 
 
 def install(options: Callable[[], InstrumentOptions]) -> None:
     """Patch ``BaseChatModel`` and ``BaseLLM``; ``options()`` is read at call time."""
-    chat_model, text_llm = _base_classes()
+    chat_model, text_llm, sequence = _base_classes()
     with _patching.patch_lock:
         _spans.set_options(options)
         try:
-            _patch.install(chat_model, text_llm)
+            _patch.install(chat_model, text_llm, sequence)
         except BaseException:
             _spans.set_options(None)
             raise
@@ -48,7 +51,7 @@ def install(options: Callable[[], InstrumentOptions]) -> None:
 
 def uninstall() -> None:
     """Restore every method ``install`` patched; a no-op when nothing is patched."""
-    chat_model, text_llm = _base_classes()
+    chat_model, text_llm, sequence = _base_classes()
     with _patching.patch_lock:
-        _patch.uninstall(chat_model, text_llm)
+        _patch.uninstall(chat_model, text_llm, sequence)
         _spans.set_options(None)

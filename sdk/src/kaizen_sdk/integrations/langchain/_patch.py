@@ -276,6 +276,75 @@ def _make_aas_completed_entry(kind: str) -> Callable[[Callable[..., AsyncIterato
     return make_wrapper
 
 
+# --- chains: make last_trace_id() work after a RunnableSequence call ---------------------
+
+
+def _wrap_chain_call(original: Callable[..., Any]) -> Callable[..., Any]:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _spans.chain_call():
+            return original(self, *args, **kwargs)
+
+    return call
+
+
+def _wrap_async_chain_call(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _spans.chain_call():
+            return await original(self, *args, **kwargs)
+
+    return call
+
+
+def _wrap_chain_stream(original: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def stream(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        inner = original(self, *args, **kwargs)
+        try:
+            while True:
+                # A sync generator runs in the context of whoever calls next(), so each
+                # step records the last trace id in the user's context.
+                with _spans.chain_call():
+                    try:
+                        item = next(inner)
+                    except StopIteration:
+                        return
+                yield item
+        finally:
+            inner.close()
+
+    return stream
+
+
+def _wrap_chain_astream(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def astream(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        inner = original(self, *args, **kwargs)
+        try:
+            while True:
+                with _spans.chain_call():
+                    try:
+                        item = await inner.__anext__()
+                    except StopAsyncIteration:
+                        return
+                yield item
+        finally:
+            await inner.aclose()
+
+    return astream
+
+
+def chain_table(sequence: type | None) -> list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
+    """Return the patches of ``RunnableSequence`` (``prompt | model | parser`` chains)."""
+    if sequence is None:
+        return []
+    return [
+        (sequence, "invoke", _wrap_chain_call),
+        (sequence, "ainvoke", _wrap_async_chain_call),
+        (sequence, "batch", _wrap_chain_call),
+        (sequence, "abatch", _wrap_async_chain_call),
+        (sequence, "stream", _wrap_chain_stream),
+        (sequence, "astream", _wrap_chain_astream),
+    ]
+
+
 def patch_table(chat_model: type, text_llm: type) -> list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
     """Return ``(owner, attribute, make_wrapper)`` for every patch, spans before entries."""
     table: list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = [
@@ -306,7 +375,7 @@ def patch_table(chat_model: type, text_llm: type) -> list[tuple[type, str, Calla
     return table
 
 
-def install(chat_model: type, text_llm: type) -> None:
+def install(chat_model: type, text_llm: type, sequence: type | None = None) -> None:
     """Apply the patch table; on failure undo what was applied and raise.
 
     Raises ``RuntimeError`` when langchain-core lacks a method every call goes through
@@ -327,7 +396,7 @@ def install(chat_model: type, text_llm: type) -> None:
 
     applied: list[tuple[type, str]] = []
     try:
-        for owner, name, make_wrapper in patch_table(chat_model, text_llm):
+        for owner, name, make_wrapper in patch_table(chat_model, text_llm) + chain_table(sequence):
             if not hasattr(owner, name):
                 logger.info("langchain-core has no %s.%s; that path is not traced", owner.__name__, name)
                 continue
@@ -339,7 +408,7 @@ def install(chat_model: type, text_llm: type) -> None:
         raise
 
 
-def uninstall(chat_model: type, text_llm: type) -> None:
+def uninstall(chat_model: type, text_llm: type, sequence: type | None = None) -> None:
     """Restore every original of the patch table."""
-    for owner, name, _ in reversed(patch_table(chat_model, text_llm)):
+    for owner, name, _ in reversed(patch_table(chat_model, text_llm) + chain_table(sequence)):
         _patching.unwrap(owner, name)

@@ -7,6 +7,9 @@ what the user's call returns or raises.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from kaizen_sdk import _result, _tracer
@@ -23,6 +26,7 @@ __all__ = [
     "fail",
     "attach_message",
     "remember_last",
+    "chain_call",
 ]
 
 LIBRARY = "langchain"
@@ -50,16 +54,50 @@ def _call_kwargs(kwargs: dict) -> dict:
     return {key: value for key, value in kwargs.items() if key not in _NOT_PARAMETERS}
 
 
+# A one-item list shared by every context copied from a chain call's context, so the
+# chain wrapper can read the trace id of the last span started anywhere inside it.
+_chain_box: contextvars.ContextVar[list[str | None] | None] = contextvars.ContextVar(
+    "kaizen_langchain_chain_box", default=None
+)
+
+
 def _start(messages: list[dict], model_name: str | None, parameters: dict, detection: Any) -> _tracer.Span | None:
     extra = {"detection": detection} if detection is not None else {}
     try:
-        return _tracer.start_span(
+        span = _tracer.start_span(
             LIBRARY, messages, model=model_name, parameters=parameters, options=_current_options(), **extra
         )
     except TypeError as exc:
         # A tracer without the ``detection`` keyword: detect on this thread instead.
         _tracer.log_failure("langchain.start", "start_span rejected the detection taken at the entry point", exc)
-        return _tracer.start_span(LIBRARY, messages, model=model_name, parameters=parameters, options=_current_options())
+        span = _tracer.start_span(LIBRARY, messages, model=model_name, parameters=parameters, options=_current_options())
+
+    box = _chain_box.get()
+    if span is not None and box is not None:
+        box[0] = span.trace_id
+    return span
+
+
+@contextlib.contextmanager
+def chain_call() -> Iterator[None]:
+    """Make ``last_trace_id()`` of this context name the last span started inside the block.
+
+    LangChain runs each step of a ``RunnableSequence`` in a copy of the caller's context
+    (``set_config_context``) or in a new task, so ``start_span`` records the last trace id
+    there and the caller never sees it. The copies share this block's box.
+    """
+    if _chain_box.get() is not None:
+        yield  # an outer chain call reads the box
+        return
+
+    box: list[str | None] = [None]
+    token = _chain_box.set(box)
+    try:
+        yield
+    finally:
+        _chain_box.reset(token)
+        if box[0] is not None:
+            _tracer._last_trace_id.set(box[0])
 
 
 def start_chat_span(model: Any, messages: Any, stop: Any, kwargs: dict) -> _tracer.Span | None:
