@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("langchain_core")
 
 from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
+from langchain_core.load import dumpd  # noqa: E402
 from langchain_core.language_models.llms import LLM, BaseLLM  # noqa: E402
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult, Generation  # noqa: E402
@@ -194,6 +195,8 @@ def test_returned_message_unchanged(traces):
     assert message.model_dump_json() == plain.model_dump_json()
     assert pickle.loads(pickle.dumps(message)) == plain
     assert copy.deepcopy(message) == plain
+    assert dumpd(message) == dumpd(plain)
+    assert message.model_copy() == plain
 
 
 async def test_ainvoke_detects_on_caller_task(traces):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -100,6 +101,53 @@ def test_invoke_lands_named(ct, chat):
     assert trace["source_variable"] == "LC_SUMMARIZE_PROMPT"
     assert trace["source_file"].endswith("test_langchain.py")
     assert len(_traces_with(ct, ticket)) == 1
+
+
+def test_task_map_renames(kaizen_env, chat):
+    kaizen_sdk.instrument(langchain, task_map={"LC_SUMMARIZE_PROMPT": "ticket-summaries"})
+
+    message = chat.invoke(LC_SUMMARIZE_PROMPT.format(ticket=f"mapped {_nonce()}"))
+
+    trace = _fetch(kaizen_env, message.ct_trace_id)
+    assert trace["task"] == "ticket-summaries"
+    assert trace["source_variable"] == "LC_SUMMARIZE_PROMPT"
+
+
+def test_ignore_unmapped_drops_call(kaizen_env, chat):
+    kaizen_sdk.instrument(langchain, task_map={"SOME_OTHER_PROMPT": "other"}, ignore_unmapped=True)
+    ticket = f"unmapped {_nonce()}"
+
+    message = chat.invoke(LC_SUMMARIZE_PROMPT.format(ticket=ticket))
+
+    assert message.content == reply_text(LC_SUMMARIZE_PROMPT.format(ticket=ticket))
+    assert not hasattr(message, "ct_trace_id")
+    assert _traces_with(kaizen_env, ticket) == []
+
+
+def test_concurrent_calls_keep_tasks(ct, chat):
+    marker = _nonce()
+
+    async def summarize(index: int):
+        return await chat.ainvoke(LC_SUMMARIZE_PROMPT.format(ticket=f"{marker} async {index}"))
+
+    async def run_all():
+        return await asyncio.gather(*(summarize(index) for index in range(50)))
+
+    def complete(index: int):
+        return chat.invoke(LC_COMPLETE_PROMPT.format(start=f"{marker} thread {index}"))
+
+    messages = asyncio.run(run_all())
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(complete, range(8)))
+
+    traces = {trace["id"]: trace for trace in _traces_with(ct, marker)}
+    assert len(traces) == 58
+    for index, message in enumerate(messages):
+        assert traces[message.ct_trace_id]["task"] == "LC_SUMMARIZE_PROMPT"
+        assert f"{marker} async {index}" in traces[message.ct_trace_id]["prompt_text"]
+    for index, message in enumerate(threaded):
+        assert traces[message.ct_trace_id]["task"] == "LC_COMPLETE_PROMPT"
+        assert f"{marker} thread {index}" in traces[message.ct_trace_id]["prompt_text"]
 
 
 def test_ct_score_lands(ct, chat):

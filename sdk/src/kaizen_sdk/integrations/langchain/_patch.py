@@ -53,6 +53,8 @@ def _argument(args: tuple, kwargs: dict, index: int, name: str, default: Any = N
 # --- chat models: one span per message list ---------------------------------------------
 
 
+# NOTE: a hit in LangChain's LLM cache (set_llm_cache) is traced like a call, with the
+# cached response and its token counts, because the cache lookup happens inside.
 def _wrap_generate_with_cache(original: Callable[..., Any]) -> Callable[..., Any]:
     def _generate_with_cache(self: Any, *args: Any, **kwargs: Any) -> Any:
         span = _spans.start_chat_span(self, _argument(args, kwargs, 0, "messages"), _argument(args, kwargs, 1, "stop"), kwargs)
