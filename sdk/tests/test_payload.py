@@ -10,10 +10,9 @@ import pytest
 
 from kaizen_sdk._payload import (
     RedactError,
-    cap_fields,
+    clean,
     prepare_score,
     prepare_trace,
-    replace_media,
     truncate,
 )
 
@@ -25,6 +24,10 @@ PNG_REFERENCE = {
     "bytes": len(PNG_BYTES),
     "sha256": hashlib.sha256(PNG_BYTES).hexdigest(),
 }
+
+
+def replace_media(value):
+    return clean(value, max_chars=10_000_000)
 
 
 def make_trace(**fields) -> dict:
@@ -84,7 +87,27 @@ def test_short_and_remote_urls_kept() -> None:
     assert replace_media(remote) == remote
 
 
-def test_replace_media_leaves_input_unchanged() -> None:
+def test_clean_shares_unchanged_containers() -> None:
+    trace = make_trace(messages=[{"role": "user", "content": "short"}], prompt_text="x" * 1000)
+
+    cleaned = clean(trace, 500)
+
+    assert cleaned is not trace
+    assert cleaned["messages"] is trace["messages"]
+    assert clean(trace["messages"], 500) is trace["messages"]
+
+
+def test_clean_handles_tuples_and_subclasses() -> None:
+    class Label(str):
+        pass
+
+    cleaned = clean({"tags": ("a" * 600,), "label": Label("b" * 600)}, 300)
+
+    assert len(cleaned["tags"][0]) == 300
+    assert len(cleaned["label"]) == 300
+
+
+def test_prepare_leaves_input_unchanged() -> None:
     trace = make_trace(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}]}])
     before = copy.deepcopy(trace)
 
@@ -107,10 +130,10 @@ def test_truncate_keeps_short_text() -> None:
     assert truncate("short", 1000) == "short"
 
 
-def test_cap_fields_reaches_nested_strings() -> None:
+def test_clean_caps_nested_strings() -> None:
     trace = make_trace(prompt_text="p" * 3000, messages=[{"role": "user", "content": [{"type": "text", "text": "t" * 3000}]}])
 
-    capped = cap_fields(trace, 500)
+    capped = clean(trace, 500)
 
     assert len(capped["prompt_text"]) == 500
     assert len(capped["messages"][0]["content"][0]["text"]) == 500
@@ -125,6 +148,19 @@ def test_redact_rewrites_trace() -> None:
     prepared = prepare_trace(make_trace(prompt_text="mail bob@example.com"), max_field_chars=1000, redact=mask_emails)
 
     assert prepared["prompt_text"] == "mail <email>"
+
+
+def test_redact_mutation_spares_input() -> None:
+    trace = make_trace(messages=[{"role": "user", "content": "secret"}])
+
+    def mutate(copy: dict) -> dict:
+        copy["messages"][0]["content"] = "<masked>"
+        return copy
+
+    prepared = prepare_trace(trace, max_field_chars=1000, redact=mutate)
+
+    assert prepared["messages"][0]["content"] == "<masked>"
+    assert trace["messages"][0]["content"] == "secret"
 
 
 def test_redact_sees_references_not_base64() -> None:

@@ -6,15 +6,16 @@ Three steps, run on the exporter's background thread so the caller never pays fo
    replaced by a reference `{"type": "image_ref", "media_type", "bytes", "sha256"}`. A
    screenshot in a prompt would otherwise make a trace megabytes long, and the hash still
    lets two traces be matched on the same image. The reference keeps the type name
-   `image_ref` for every media type; `media_type` says what it really was.
-2. The user's `redact` callable, if any, may rewrite the trace or return None to drop it.
-   It runs after step 1 so it never has to wade through base64, and before step 3 so what it
-   adds is capped too.
-3. Every string longer than `max_field_chars` is cut to that length, marker included; the
-   marker records the original length.
+   `image_ref` for every media type; `media_type` says what it really was. In the same pass
+   every string longer than `max_field_chars` is cut to that length, marker included, and
+   the marker records the original length.
+2. The user's `redact` callable, if any, gets a copy of the result and may rewrite it or
+   return None to drop the trace. It never has to wade through base64.
+3. What `redact` returned is capped again, so a string it adds obeys the cap too.
 
-The input is never modified: each step builds new containers, because the caller's trace
-dict may still be referenced by the result object.
+The input is never modified. The pass copies a dict or list only when something inside it
+changes, because a typical trace has nothing to replace and copying every container would
+double the exporter's cost per trace.
 """
 
 from __future__ import annotations
@@ -106,21 +107,73 @@ def _part_reference(part: dict) -> dict | None:
     return None
 
 
-def replace_media(value: Any) -> Any:
-    """Return a copy of `value` with base64 media replaced by references."""
+# Leaves that never need cleaning.
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def clean(value: Any, max_chars: int) -> Any:
+    """Return `value` with base64 media replaced and long strings cut; unchanged parts are shared, not copied."""
+    kind = type(value)
+    if kind is str:
+        # Strings below MIN_MEDIA_CHARS are neither media nor (as max_chars >= 256) too long.
+        if len(value) < MIN_MEDIA_CHARS:
+            return value
+        if value.startswith("data:"):
+            reference = _data_url_reference(value)
+            if reference is not None:
+                return reference
+        return truncate(value, max_chars)
+
+    if kind is dict:
+        if "type" in value or "source" in value:
+            reference = _part_reference(value)
+            if reference is not None:
+                return reference
+        changed: dict | None = None
+        for key, item in value.items():
+            # Inline test of the common leaves: a call per leaf would cost more than the check.
+            item_kind = type(item)
+            if item_kind in _SCALARS or (item_kind is str and len(item) < MIN_MEDIA_CHARS):
+                continue
+            cleaned = clean(item, max_chars)
+            if cleaned is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = cleaned
+        return value if changed is None else changed
+
+    if kind is list or kind is tuple:
+        items: list | None = None
+        for index, item in enumerate(value):
+            # Inline test of the common leaves: a call per leaf would cost more than the check.
+            item_kind = type(item)
+            if item_kind in _SCALARS or (item_kind is str and len(item) < MIN_MEDIA_CHARS):
+                continue
+            cleaned = clean(item, max_chars)
+            if cleaned is not item:
+                if items is None:
+                    items = list(value)
+                items[index] = cleaned
+        return value if items is None else items
+
+    # Subclasses (a str enum, an OrderedDict, a pydantic-free custom list) take the slow path.
     if isinstance(value, str):
-        reference = _data_url_reference(value)
-        return value if reference is None else reference
-
+        return clean(str(value), max_chars)
     if isinstance(value, dict):
-        reference = _part_reference(value)
-        if reference is not None:
-            return reference
+        return clean(dict(value), max_chars)
+    if isinstance(value, (list, tuple)):
+        return clean(list(value), max_chars)
 
-        return {key: replace_media(item) for key, item in value.items()}
+    return value
+
+
+def copy_containers(value: Any) -> Any:
+    """Copy every dict and list in `value` (leaves are shared), so `redact` may mutate freely."""
+    if isinstance(value, dict):
+        return {key: copy_containers(item) for key, item in value.items()}
 
     if isinstance(value, (list, tuple)):
-        return [replace_media(item) for item in value]
+        return [copy_containers(item) for item in value]
 
     return value
 
@@ -132,20 +185,6 @@ def truncate(text: str, max_chars: int) -> str:
 
     marker = TRUNCATION_MARKER.format(length=len(text))
     return text[: max(0, max_chars - len(marker))] + marker
-
-
-def cap_fields(value: Any, max_chars: int) -> Any:
-    """Return a copy of `value` in which every string, at any depth, is at most `max_chars` long."""
-    if isinstance(value, str):
-        return truncate(value, max_chars)
-
-    if isinstance(value, dict):
-        return {key: cap_fields(item, max_chars) for key, item in value.items()}
-
-    if isinstance(value, (list, tuple)):
-        return [cap_fields(item, max_chars) for item in value]
-
-    return value
 
 
 def apply_redact(trace: dict, redact: Callable[[dict], dict | None] | None) -> dict | None:
@@ -170,19 +209,22 @@ def prepare_trace(
     max_field_chars: int,
     redact: Callable[[dict], dict | None] | None = None,
 ) -> dict | None:
-    """Apply media references, `redact` and the field size cap; None means `redact` dropped it.
+    """Apply media references, the field size cap and `redact`; None means `redact` dropped it.
 
     Raises `RedactError` when `redact` fails; the exporter then drops the trace rather than
     send it unredacted.
     """
-    cleaned = replace_media(trace)
-    redacted = apply_redact(cleaned, redact)
+    cleaned = clean(trace, max_field_chars)
+    if redact is None:
+        return cleaned
+
+    redacted = apply_redact(copy_containers(cleaned), redact)
     if redacted is None:
         return None
 
-    return cap_fields(redacted, max_field_chars)
+    return clean(redacted, max_field_chars)
 
 
 def prepare_score(score: dict, *, max_field_chars: int) -> dict:
     """Cap the free-text fields of a score (its comment may be long)."""
-    return cap_fields(score, max_field_chars)
+    return clean(score, max_field_chars)
