@@ -237,6 +237,13 @@ def test_generate_without_run_manager(traces):
     assert len(traces) == 1
 
 
+def test_stream_chunks_carry_trace_id(traces):
+    chunks = list(EchoChat().stream("tagged chunks"))
+
+    assert {chunk.ct_trace_id for chunk in chunks} == {traces[0]["id"]}
+    assert chunks[0].model_dump() == AIMessageChunk(**chunks[0].model_dump()).model_dump()
+
+
 def test_stream_falls_back_to_invoke(traces):
     chunks = list(PlainChat().stream("no streaming here"))
 

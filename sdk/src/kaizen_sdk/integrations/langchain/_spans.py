@@ -158,7 +158,7 @@ def fail(span: _tracer.Span, exc: BaseException) -> None:
 
 
 def attach_message(message: Any, span: _tracer.Span) -> None:
-    """Give the ``AIMessage`` the user gets back ``ct_trace_id`` and ``ct_score``."""
+    """Give a message or chunk the user gets back ``ct_trace_id`` and ``ct_score``."""
     _result.attach(message, span)
 
 

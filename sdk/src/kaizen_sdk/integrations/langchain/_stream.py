@@ -6,6 +6,7 @@ or task that iterates, with the user's frames above it. The span is active only 
 the original generator computes the next chunk. Between chunks the user's loop body runs
 without it, so an LLM call made in that body gets its own trace.
 
+Each chat chunk gets ``ct_trace_id`` and ``ct_score`` (text chunks are ``str`` and cannot).
 Chunks are kept and merged at the end: chat chunks with ``add_ai_message_chunks`` (which
 also sums ``usage_metadata`` and merges tool call chunks), text chunks by joining. A
 stream closed or abandoned before its end is sent with the partial response, marked
@@ -95,6 +96,7 @@ def make_stream_wrapper(kind: str) -> Callable[[Callable[..., Iterator[Any]]], C
                         _spans.fail(span, exc)
                         raise
                     chunks.append(chunk)
+                    _spans.attach_message(chunk, span)
                     yield chunk
             finally:
                 if not finished:
@@ -137,6 +139,7 @@ def make_astream_wrapper(kind: str) -> Callable[[Callable[..., AsyncIterator[Any
                         _spans.fail(span, exc)
                         raise
                     chunks.append(chunk)
+                    _spans.attach_message(chunk, span)
                     yield chunk
             finally:
                 if not finished:
