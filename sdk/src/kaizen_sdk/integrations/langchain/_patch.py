@@ -10,11 +10,14 @@ and almost none overrides:
 - spans, one per model call: ``BaseChatModel._generate_with_cache`` and
   ``_agenerate_with_cache`` (one message list each; every ``invoke``, ``ainvoke``,
   ``batch``, ``generate`` and chain step goes through them), ``BaseLLM._generate_helper``
-  and ``_agenerate_helper`` (one span per prompt of the call), and ``stream`` /
-  ``astream`` of both classes, which call ``_stream`` / ``_astream`` directly;
+  and ``_agenerate_helper`` (one span per prompt of the call), ``stream`` / ``astream``
+  of both classes, which call ``_stream`` / ``_astream`` directly, and the protocol event
+  generators ``_iter_v2_events`` / ``_aiter_v2_events`` where the release has them;
 - entry points that hop to a thread pool or new tasks before the model call
   (``batch``, ``abatch``, ``batch_as_completed``, ``abatch_as_completed``, ``agenerate``):
-  they run task detection on the caller's thread first (see ``_callsite``).
+  they run task detection on the caller's thread first (see ``_callsite``);
+- ``RunnableSequence`` calls, so that ``last_trace_id()`` names the last model call of a
+  chain in the caller's context.
 
 A span is active (``Span.activate``) only while the original runs, so the openai client
 that ``ChatOpenAI`` calls underneath gets no trace of its own, and a ``stream`` that
