@@ -2,7 +2,7 @@
 
 ``kaizen_sdk.instrument(langchain)`` and ``instrument(langchain_core)`` both land here,
 because the model base classes (``BaseChatModel``, ``BaseLLM``) live in
-``langchain_core.language_models``. ``_patch`` says which methods are wrapped and why;
+``langchain_core.language_models``. ``_patch`` lists which methods are wrapped and why;
 ``_request`` and ``_response`` turn LangChain objects into the trace's OpenAI chat shape;
 ``_stream`` wraps ``stream`` / ``astream``; ``_callsite`` carries task detection across
 LangChain's thread pools and tasks.

@@ -212,8 +212,8 @@ def messages_from_input(value: Any) -> list[dict]:
     """Convert any LangChain model input to a list of OpenAI chat message dicts.
 
     Accepts a string, a prompt value (anything with ``to_messages()``), a ``BaseMessage``
-    or a sequence of message-like items. Raises nothing: an unknown object becomes one
-    user message with its ``str()``.
+    or a sequence of message-like items. An object of any other type becomes one user
+    message with its ``str()``.
     """
     if value is None:
         return []

@@ -28,7 +28,7 @@ __all__ = [
 
 @dataclass
 class ResponseInfo:
-    """What a trace records about one model response."""
+    """The response fields of one trace: text, model, token counts, one message per choice."""
 
     text: str | None = None
     model: str | None = None
