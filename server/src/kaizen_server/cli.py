@@ -262,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_key.add_argument("key", help="key id or the prefix shown by `kaizen keys list`")
     revoke_key.set_defaults(handler=cmd_keys_revoke)
 
+    from kaizen_server.dashboard.cli_users import add_users_commands
+
+    add_users_commands(commands, common)
+
     prune = commands.add_parser("prune", parents=[common], help="delete traces, scores and rollups older than a duration")
     prune.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION", help="age such as 30d, 12h or 2w; cut off at the whole hour")
     prune.set_defaults(handler=cmd_prune)

@@ -1,54 +1,38 @@
-"""The first dashboard page at `/`: every project's tasks with their figures and recent traces.
+"""The web dashboard, served by the CT server itself at `/`.
 
-Server-rendered with Jinja2 (autoescaping on, so prompts and responses that contain HTML or
-script show as text), no JavaScript and no external assets.
+Server-rendered HTML (Jinja2 with autoescaping) with hand-written CSS and a few lines of
+JavaScript for keyboard shortcuts and the theme switch; charts are inline SVG built on the
+server. Nothing is fetched from another host, so the dashboard works offline.
 
-NOTE: the page has no login and shows every project; run the server on a trusted network
-or behind an authenticating proxy until the dashboard gets its own sign-in.
+Modules: `auth` (sign-in, sessions, CSRF), `accounts` (users and passwords), `pages` (tasks,
+task, trace, hand scoring), `settings` (keys, users, retention), `queries` (reads only the
+dashboard needs), `charts` (SVG), `diff` (prompt version diff), `render` (templates).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.responses import FileResponse, Response
 
-from kaizen_server.store import TraceFilter, Window
+from kaizen_server.dashboard import auth, pages, settings
 
-RECENT_TRACES_PER_TASK = 5
-PREVIEW_CHARS = 200
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+_STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(css|js|svg|png|txt)$")
 
 router = APIRouter(include_in_schema=False)
-
-_templates = Environment(
-    loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
+router.include_router(auth.router)
+router.include_router(settings.router)
+router.include_router(pages.router)
 
 
-def _preview(text: str | None) -> str:
-    if not text:
-        return ""
+@router.get("/static/{name}")
+def static_file(name: str, request: Request) -> Response:
+    """Serve a file of kaizen_server/static by its plain name; no sub-folders, no other paths."""
+    path = STATIC_DIR / name
+    if not _STATIC_NAME.match(name) or not path.is_file():
+        return Response("not found", status_code=404, media_type="text/plain")
 
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
-
-
-@router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request) -> HTMLResponse:
-    """Render the overview; one task list per project and one short trace list per task."""
-    store = request.app.state.store
-    sections = []
-    for project in store.list_projects():
-        task_rows = store.list_tasks(project.id, Window())
-        for task in task_rows:
-            recent, _ = store.list_traces(project.id, TraceFilter(task=task["task"]), RECENT_TRACES_PER_TASK, None)
-            task["recent"] = [
-                {**trace, "prompt_preview": _preview(trace["prompt_text"]), "response_preview": _preview(trace["response_text"] or trace["error"])}
-                for trace in recent
-            ]
-        sections.append({"project": project.name, "tasks": task_rows})
-
-    html = _templates.get_template("dashboard.html").render(sections=sections)
-    return HTMLResponse(html)
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})

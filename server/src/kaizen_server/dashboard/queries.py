@@ -1,0 +1,126 @@
+"""Reads that only the dashboard needs, next to the store's own queries.
+
+Each function is one or two set-based statements whose cost does not grow with the number of
+traces in the project: sparklines read the hourly rollups, and the score histogram and the
+review-mode lookup read a bounded slice of one task's traces through the
+(project_id, task, started_at, pk) index.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from kaizen_server.store.rollups import hour_of
+from kaizen_server.store.schema import task_rollups, traces
+
+# The score histogram reads at most this many of the newest traces of a task in the window.
+HISTOGRAM_SAMPLE = 20_000
+HISTOGRAM_BINS = 10
+# Review mode looks for the next unscored trace among at most this many older traces.
+REVIEW_SCAN = 5_000
+# Sparklines never look further back than this, whatever the window.
+SPARKLINE_MAX_DAYS = 30
+
+
+def sparkline_series(connection: Connection, project_id: int, since: datetime, now: datetime, step: timedelta) -> dict[str, list[float | None]]:
+    """Return each task's mean score per `step` from `since` to `now` (None where nothing was scored).
+
+    One GROUP BY over the hourly rollups; the hours are folded into steps here.
+    """
+    since = hour_of(since)
+    rows = connection.execute(
+        select(
+            task_rollups.c.task,
+            task_rollups.c.bucket_start,
+            func.sum(task_rollups.c.scored_count).label("scored"),
+            func.sum(task_rollups.c.score_sum).label("score_sum"),
+        )
+        .where(task_rollups.c.project_id == project_id, task_rollups.c.bucket_start >= since)
+        .group_by(task_rollups.c.task, task_rollups.c.bucket_start)
+    )
+    slots = max(1, int((now - since) / step) + 1)
+    sums: dict[str, list[list[float]]] = defaultdict(lambda: [[0.0, 0.0] for _ in range(slots)])
+    for row in rows:
+        index = min(slots - 1, max(0, int((row.bucket_start - since) / step)))
+        sums[row.task][index][0] += float(row.scored or 0)
+        sums[row.task][index][1] += float(row.score_sum or 0)
+
+    return {
+        task: [total / count if count else None for count, total in points]
+        for task, points in sums.items()
+    }
+
+
+def score_histogram(
+    connection: Connection, project_id: int, task: str, since: datetime | None, sample: int = HISTOGRAM_SAMPLE
+) -> dict:
+    """Count the latest scores of the newest `sample` traces of a task in HISTOGRAM_BINS bins of width 0.1.
+
+    Returns `bins` (counts, bin i covers [i/10, (i+1)/10), the last one includes 1.0),
+    `scored`, `read` (traces looked at) and `capped` (True when the task has more traces in
+    the window than were read, so the figures describe the newest ones only).
+    """
+    conditions = [traces.c.project_id == project_id, traces.c.task == task]
+    if since is not None:
+        conditions.append(traces.c.started_at >= since)
+    newest = (
+        select(traces.c.score)
+        .where(*conditions)
+        .order_by(traces.c.started_at.desc(), traces.c.pk.desc())
+        .limit(sample + 1)
+        .subquery()
+    )
+    values = [row.score for row in connection.execute(select(newest.c.score))]
+    capped = len(values) > sample
+    values = values[:sample]
+    bins = [0] * HISTOGRAM_BINS
+    scored = 0
+    for value in values:
+        if value is None:
+            continue
+        scored += 1
+        bins[min(HISTOGRAM_BINS - 1, max(0, int(value * HISTOGRAM_BINS)))] += 1
+
+    return {"bins": bins, "scored": scored, "read": len(values), "capped": capped}
+
+
+def next_unscored_trace(connection: Connection, project_id: int, task: str, trace_id: str) -> str | None:
+    """Return the id of the next unscored trace of `task` after `trace_id` in newest-first order.
+
+    Looks at the REVIEW_SCAN traces older than the given one first; when none of them is
+    unscored, starts again from the newest trace. Returns None when neither scan finds one.
+    """
+    current = connection.execute(
+        select(traces.c.started_at, traces.c.pk).where(traces.c.project_id == project_id, traces.c.id == trace_id)
+    ).first()
+    base = [traces.c.project_id == project_id, traces.c.task == task]
+    scans = []
+    if current is not None:
+        older = or_(
+            traces.c.started_at < current.started_at,
+            and_(traces.c.started_at == current.started_at, traces.c.pk < current.pk),
+        )
+        scans.append(base + [older])
+    scans.append(base)
+
+    for conditions in scans:
+        window = (
+            select(traces.c.id, traces.c.score, traces.c.started_at, traces.c.pk)
+            .where(*conditions)
+            .order_by(traces.c.started_at.desc(), traces.c.pk.desc())
+            .limit(REVIEW_SCAN)
+            .subquery()
+        )
+        row = connection.execute(
+            select(window.c.id)
+            .where(window.c.score.is_(None), window.c.id != trace_id)
+            .order_by(window.c.started_at.desc(), window.c.pk.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            return row.id
+
+    return None
