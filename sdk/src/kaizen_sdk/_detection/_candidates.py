@@ -4,46 +4,76 @@ A candidate is a string or a template object bound to a name the user wrote: a l
 parameter, a module global, an attribute of ``self`` / ``cls`` or their classes, an attribute
 of an imported user module or class, or a value in a dict bound to any of those. Each
 candidate records the name the task takes (the variable, the dict key or the attribute), the
-expression as written (``PROMPTS["summary"]``, ``self.SYSTEM``), its scope and the frame
-where it is used.
+expression as written (``PROMPTS["summary"]``, ``self.SYSTEM``), its scope and its frame.
 
-Scanning is bounded: a fixed number of names per namespace, items per dict and classes per
-MRO. Module and class namespaces change rarely, so the names worth looking at (strings,
-dicts, template objects, user modules and classes) are cached per namespace and rebuilt when
-its size changes; values are always read live.
+Locals, parameters and instance attributes change from call to call, so they become
+``Candidate`` objects on every call. Module globals, imported user modules and classes are
+served by cached ``NamespaceIndex`` objects (see ``_index``); only the winner among them is
+turned into a ``Candidate``. Everything is bounded: names per namespace, items per dict,
+classes per MRO and containers per module.
 """
 
 from __future__ import annotations
 
-import enum
 import inspect
 from itertools import islice
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
-from kaizen_sdk._detection._frames import is_user_class, is_user_module
-from kaizen_sdk._detection._template_objects import TemplateObject, template_kind, template_object
+from kaizen_sdk._detection._frames import is_user_class
+from kaizen_sdk._detection._index import (
+    MAX_NAMES_PER_NAMESPACE,
+    Entry,
+    NamespaceIndex,
+    Steps,
+    class_index,
+    entries_for_value,
+    follow,
+    module_index,
+)
+from kaizen_sdk._detection._template_objects import TemplateObject
 
-# Scopes, in the order rule 4 prefers them.
+# Scopes, in the order they win (rule 4).
 SCOPE_ATTRIBUTE = 0  # module global, class / instance / module attribute
 SCOPE_LOCAL = 1
 SCOPE_PARAMETER = 2
 
-MAX_NAMES_PER_NAMESPACE = 512
-MAX_DICT_ITEMS = 64
-MAX_DICT_DEPTH = 2
-MAX_CLASSES_PER_MRO = 8
 MAX_CONTAINERS_PER_MODULE = 64
-MAX_CANDIDATES = 1024
+MAX_VOLATILE_CANDIDATES = 1024
 
 _ANONYMOUS_CODE_NAMES = frozenset({"<lambda>", "<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>"})
 _MAX_CACHED = 4096
+
+# How to read a candidate's value again from the frames: (source, frame index, name, steps)
+# with source "global" or "local", and steps ("attr", name) / ("key", key) applied in order.
+Locator = tuple[str, int, str, Steps]
+_MISSING = object()
+
+
+def resolve(locator: Locator, frames: list[FrameType]) -> Any:
+    """Return the value ``locator`` points at in ``frames`` now, or a sentinel when it is gone."""
+    source, index, base, steps = locator
+    frame = frames[index]
+    namespace = frame.f_globals if source == "global" else frame.f_locals
+    return follow(namespace.get(base, _MISSING), steps)
 
 
 class Candidate:
     """A named string or template object in a user frame."""
 
-    __slots__ = ("name", "path", "scope", "frame_index", "report_index", "indirection", "text", "template", "order")
+    __slots__ = (
+        "name",
+        "path",
+        "scope",
+        "frame_index",
+        "report_index",
+        "indirection",
+        "text",
+        "template",
+        "order",
+        "value",
+        "locator",
+    )
 
     def __init__(
         self,
@@ -52,9 +82,10 @@ class Candidate:
         scope: int,
         frame_index: int,
         indirection: int,
-        text: str | None,
         template: TemplateObject | None,
         order: int,
+        value: Any,
+        locator: Locator,
     ) -> None:
         self.name = name
         self.path = path
@@ -62,9 +93,40 @@ class Candidate:
         self.frame_index = frame_index  # the innermost frame that sees the name: ranks candidates
         self.report_index = frame_index  # the frame whose code reads the name: reported as file and line
         self.indirection = indirection  # 0 a plain name, 1 an attribute or dict value, 2 a chain's prompt
-        self.text = text
+        self.text = value if template is None else None
         self.template = template
         self.order = order
+        self.value = value  # the object bound to the name, to check a cached winner by identity
+        self.locator = locator
+
+
+class IndexedGroup:
+    """A cached namespace index as seen from one frame of this call."""
+
+    # A plain slotted class: a frozen dataclass's __init__ costs a microsecond per call here.
+    __slots__ = ("index", "source", "base", "prefix_path", "prefix_steps", "frame_index", "indirection", "order", "module_globals")
+
+    def __init__(
+        self,
+        index: NamespaceIndex,
+        source: str,
+        base: str | None,
+        prefix_path: str,
+        prefix_steps: Steps,
+        frame_index: int,
+        indirection: int,
+        order: int,
+        module_globals: dict | None,
+    ) -> None:
+        self.index = index
+        self.source = source  # "global" or "local": where the locator's base name lives
+        self.base = base  # the name the namespace is reached through; None for the module's own globals
+        self.prefix_path = prefix_path  # "prompts", "self", "Bot" or ""
+        self.prefix_steps = prefix_steps
+        self.frame_index = frame_index
+        self.indirection = indirection  # the least indirection of its entries: 1 for attributes
+        self.order = order
+        self.module_globals = module_globals  # the globals whose functions may read the entry names
 
 
 class CodeInfo:
@@ -109,104 +171,115 @@ def code_info(code: CodeType) -> CodeInfo:
     return info
 
 
-_namespace_names: dict[int, tuple[Any, int, tuple[str, ...]]] = {}
+class Candidates:
+    """The candidates of one call: per-call ones and cached namespace indexes."""
 
+    def __init__(self, frames: list[FrameType], infos: list[CodeInfo]) -> None:
+        self.frames = frames
+        self.infos = infos
+        self.volatile: list[Candidate] = []
+        self.groups: list[IndexedGroup] = []
 
-def _interesting_names(owner: Any, namespace: Any, with_containers: bool) -> tuple[str, ...]:
-    # `owner` is the module dict or the class; its identity keys the cache.
-    size = len(namespace)
-    cached = _namespace_names.get(id(owner))
-    if cached is not None and cached[0] is owner and cached[1] == size:
-        return cached[2]
+    def materialize(self, group: IndexedGroup, entry: Entry) -> Candidate:
+        """Turn a namespace entry that won into a ``Candidate`` with its locator and report frame."""
+        if group.base is None:
+            locator: Locator = (group.source, group.frame_index, entry.root, entry.steps)
+        else:
+            steps = group.prefix_steps + (("attr", entry.root),) + entry.steps
+            locator = (group.source, group.frame_index, group.base, steps)
+        path = f"{group.prefix_path}.{entry.path}" if group.prefix_path else entry.path
+        candidate = Candidate(
+            entry.name,
+            path,
+            SCOPE_ATTRIBUTE,
+            group.frame_index,
+            max(entry.indirection, group.indirection),
+            entry.template,
+            group.order + entry.order,
+            entry.value,
+            locator,
+        )
+        if group.module_globals is not None:
+            candidate.report_index = self._reading_frame(group.module_globals, entry.root, group.frame_index)
+        return candidate
 
-    names = tuple(
-        name
-        for name, value in islice(namespace.items(), MAX_NAMES_PER_NAMESPACE)
-        if isinstance(name, str) and not name.startswith("__") and _is_interesting(value, with_containers)
-    )
-    if len(_namespace_names) >= _MAX_CACHED:
-        _namespace_names.clear()
-    _namespace_names[id(owner)] = (owner, size, names)
-    return names
-
-
-def _is_interesting(value: Any, with_containers: bool) -> bool:
-    value_type = type(value)
-    if value_type is str or value_type is dict or isinstance(value, str):
-        return True
-    if with_containers:
-        if value_type is ModuleType:
-            return is_user_module(value)
-        if isinstance(value, type):
-            return is_user_class(value)
-    return template_kind(value) is not None
+    def _reading_frame(self, module_globals: dict, name: str, first_index: int) -> int:
+        # A helper's frame sees every global of its module, but the line worth showing is the
+        # one that reads the name (`ask(TITLE_PROMPT.format(...))` in the helper's caller).
+        # Module-level code assigns every global, so it does not count as reading one.
+        for index in range(first_index, len(self.frames)):
+            info = self.infos[index]
+            if info.module_level or self.frames[index].f_globals is not module_globals:
+                continue
+            if name in info.referenced:
+                return index
+        return first_index
 
 
 class _Collector:
     def __init__(self, frames: list[FrameType]) -> None:
         self.frames = frames
         self.infos = [code_info(frame.f_code) for frame in frames]
-        self.candidates: list[Candidate] = []
-        self.seen_namespaces: set[int] = set()
+        self.result = Candidates(frames, self.infos)
+        self.seen: set[int] = set()
+        self.order = 0
 
-    def add(self, name: str, path: str, scope: int, frame_index: int, indirection: int, value: Any) -> None:
-        if len(self.candidates) >= MAX_CANDIDATES:
+    def next_order(self, width: int = 1) -> int:
+        order = self.order
+        self.order += width
+        return order
+
+    def add_volatile(self, name: str, path: str, scope: int, frame_index: int, value: Any, locator: Locator) -> None:
+        volatile = self.result.volatile
+        if len(volatile) >= MAX_VOLATILE_CANDIDATES:
             return
 
-        if isinstance(value, str):
-            if value:
-                self.candidates.append(
-                    Candidate(name, path, scope, frame_index, indirection, value, None, len(self.candidates))
+        indirection = 1 if locator[3] else 0
+        for entry in entries_for_value(name, path, (), value, indirection, 0, name):
+            steps = locator[3] + entry.steps
+            volatile.append(
+                Candidate(
+                    entry.name,
+                    entry.path,
+                    scope,
+                    frame_index,
+                    entry.indirection,
+                    entry.template,
+                    self.next_order(),
+                    entry.value,
+                    (locator[0], locator[1], locator[2], steps),
                 )
-            return
+            )
 
-        if type(value) is dict:
-            self.add_dict(name, path, scope, frame_index, indirection, value, 1)
+    def add_group(
+        self,
+        index: NamespaceIndex,
+        source: str,
+        base: str | None,
+        prefix_path: str,
+        prefix_steps: Steps,
+        frame_index: int,
+        indirection: int,
+        module_globals: dict | None,
+    ) -> None:
+        if not index.entries:
             return
-
-        kind = template_kind(value)
-        if kind is None:
-            return
-        template = template_object(value, kind)
-        if template is None:
-            return
-        indirection = 2 if template.via_chain else indirection
-        self.candidates.append(
-            Candidate(name, path, scope, frame_index, indirection, None, template, len(self.candidates))
+        order = self.next_order(MAX_NAMES_PER_NAMESPACE)
+        self.result.groups.append(
+            IndexedGroup(index, source, base, prefix_path, prefix_steps, frame_index, indirection, order, module_globals)
         )
 
-    def add_dict(
-        self, name: str, path: str, scope: int, frame_index: int, indirection: int, mapping: dict, depth: int
-    ) -> None:
-        content = mapping.get("content")
-        if "role" in mapping and isinstance(content, str):
-            # A chat message kept whole (`SYSTEM_MESSAGE = {"role": ..., "content": ...}`) is
-            # named after the dict, not after its "content" key.
-            self.add(name, f'{path}["content"]', scope, frame_index, indirection, content)
-            return
-
-        for key, value in islice(mapping.items(), MAX_DICT_ITEMS):
-            key_name = key if isinstance(key, str) else key.name if isinstance(key, enum.Enum) else None
-            if not key_name:
-                continue
-            item_path = f'{path}["{key_name}"]' if isinstance(key, str) else f"{path}[{type(key).__name__}.{key_name}]"
-            if type(value) is dict:
-                if depth < MAX_DICT_DEPTH:
-                    self.add_dict(key_name, item_path, scope, frame_index, 1, value, depth + 1)
-                continue
-            self.add(key_name, item_path, scope, frame_index, 1, value)
-
-    def collect(self) -> list[Candidate]:
+    def collect(self) -> Candidates:
         for index, frame in enumerate(self.frames):
             info = self.infos[index]
             if not info.module_level:
                 self.scan_locals(frame, info, index)
 
             module_globals = frame.f_globals
-            if id(module_globals) not in self.seen_namespaces:
-                self.seen_namespaces.add(id(module_globals))
+            if id(module_globals) not in self.seen:
+                self.seen.add(id(module_globals))
                 self.scan_globals(module_globals, index)
-        return self.candidates
+        return self.result
 
     def scan_locals(self, frame: FrameType, info: CodeInfo, index: int) -> None:
         for name, value in islice(frame.f_locals.items(), MAX_NAMES_PER_NAMESPACE):
@@ -214,90 +287,60 @@ class _Collector:
                 self.scan_self(value, name, index)
                 continue
             scope = SCOPE_PARAMETER if name in info.params else SCOPE_LOCAL
-            self.add(name, name, scope, index, 0, value)
+            self.add_volatile(name, name, scope, index, value, ("local", index, name, ()))
 
     def scan_self(self, value: Any, owner_name: str, index: int) -> None:
-        cls = value if isinstance(value, type) else type(value)
-        if not isinstance(value, type):
+        is_class = isinstance(value, type)
+        if not is_class:
             try:
                 attributes = vars(value)
             except TypeError:
                 attributes = {}
             for name, attribute in islice(attributes.items(), MAX_NAMES_PER_NAMESPACE):
                 if isinstance(name, str) and not name.startswith("__"):
-                    self.add(name, f"{owner_name}.{name}", SCOPE_ATTRIBUTE, index, 1, attribute)
+                    locator = ("local", index, owner_name, (("attr", name),))
+                    self.add_volatile(name, f"{owner_name}.{name}", SCOPE_ATTRIBUTE, index, attribute, locator)
 
-        self.scan_class(cls, owner_name, index)
-
-    def scan_class(self, cls: type, owner_name: str, index: int) -> None:
-        if id(cls) in self.seen_namespaces:
-            return
-        self.seen_namespaces.add(id(cls))
-
-        shadowed: set[str] = set()
-        for klass in islice((k for k in cls.__mro__ if k is not object and is_user_class(k)), MAX_CLASSES_PER_MRO):
-            namespace = klass.__dict__
-            for name in _interesting_names(klass, namespace, with_containers=False):
-                if name in shadowed:
-                    continue
-                shadowed.add(name)
-                self.add(name, f"{owner_name}.{name}", SCOPE_ATTRIBUTE, index, 1, namespace.get(name))
+        cls = value if is_class else type(value)
+        if id(cls) not in self.seen and is_user_class(cls):
+            self.seen.add(id(cls))
+            self.add_group(class_index(cls), "local", owner_name, owner_name, (), index, 1, None)
 
     def scan_globals(self, module_globals: dict, first_index: int) -> None:
+        index = module_index(module_globals)
+        self.add_group(index, "global", None, "", (), first_index, 0, module_globals)
+
         containers = 0
-        for name in _interesting_names(module_globals, module_globals, with_containers=True):
-            value = module_globals.get(name)
-            if type(value) is ModuleType:
-                if containers < MAX_CONTAINERS_PER_MODULE:
-                    containers += 1
-                    self.scan_module(value, name, module_globals, first_index, depth=1)
-                continue
-            if isinstance(value, type):
-                if containers < MAX_CONTAINERS_PER_MODULE:
-                    containers += 1
-                    self.scan_class(value, name, first_index)
-                continue
-            added_from = len(self.candidates)
-            self.add(name, name, SCOPE_ATTRIBUTE, first_index, 0, value)
-            self.set_report_frame(module_globals, name, first_index, added_from)
+        for name, module in index.modules:
+            if containers >= MAX_CONTAINERS_PER_MODULE:
+                break
+            containers += 1
+            self.scan_module(module, name, (), module_globals, first_index)
+        for name, cls in index.classes:
+            if containers >= MAX_CONTAINERS_PER_MODULE:
+                break
+            containers += 1
+            if id(cls) not in self.seen:
+                self.seen.add(id(cls))
+                self.add_group(class_index(cls), "global", name, name, (), first_index, 1, None)
 
-    def scan_module(self, module: ModuleType, alias: str, module_globals: dict, first_index: int, depth: int) -> None:
+    def scan_module(self, module: ModuleType, alias: str, steps: Steps, module_globals: dict, first_index: int) -> None:
         namespace = module.__dict__
-        if id(namespace) in self.seen_namespaces:
+        if id(namespace) in self.seen:
             return
-        self.seen_namespaces.add(id(namespace))
+        self.seen.add(id(namespace))
 
-        for name in _interesting_names(namespace, namespace, with_containers=True):
-            value = namespace.get(name)
-            if type(value) is ModuleType:
-                # `import app.prompts` binds `app`; its submodule is one more attribute away.
-                if depth < 2 and getattr(value, "__name__", "").startswith(module.__name__ + "."):
-                    self.scan_module(value, f"{alias}.{name}", module_globals, first_index, depth + 1)
-                continue
-            if isinstance(value, type):
-                continue
-            added_from = len(self.candidates)
-            self.add(name, f"{alias}.{name}", SCOPE_ATTRIBUTE, first_index, 1, value)
-            self.set_report_frame(module_globals, name, first_index, added_from)
-
-    def set_report_frame(self, module_globals: dict, name: str, first_index: int, added_from: int) -> None:
-        """Report the candidates added since ``added_from`` at the innermost function of this module that reads ``name``.
-
-        A helper's frame sees every global of its module, but the line worth showing is the one
-        that reads the name (`ask(TITLE_PROMPT.format(...))` in the helper's caller). Module-level
-        code assigns every global, so it does not count as reading one.
-        """
-        for index in range(first_index, len(self.frames)):
-            info = self.infos[index]
-            if info.module_level or self.frames[index].f_globals is not module_globals:
-                continue
-            if name in info.referenced:
-                for candidate in self.candidates[added_from:]:
-                    candidate.report_index = index
-                return
+        index = module_index(namespace)
+        prefix_path = ".".join([alias, *(key for _, key in steps)])
+        self.add_group(index, "global", alias, prefix_path, steps, first_index, 1, module_globals)
+        if steps:
+            return
+        for name, submodule in index.modules:
+            # `import app.prompts` binds `app`; its submodule is one more attribute away.
+            if getattr(submodule, "__name__", "").startswith(module.__name__ + "."):
+                self.scan_module(submodule, alias, (("attr", name),), module_globals, first_index)
 
 
-def collect_candidates(frames: list[FrameType]) -> tuple[list[Candidate], list[CodeInfo]]:
-    """Return the candidates of ``frames`` (innermost first) and each frame's ``CodeInfo``."""
-    collector = _Collector(frames)
-    return collector.collect(), collector.infos
+def collect_candidates(frames: list[FrameType]) -> Candidates:
+    """Return the candidates of ``frames`` (innermost first)."""
+    return _Collector(frames).collect()

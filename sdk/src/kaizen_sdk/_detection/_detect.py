@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
-from kaizen_sdk._detection._candidates import collect_candidates
+from kaizen_sdk._detection._candidates import Candidate, collect_candidates, resolve
 from kaizen_sdk._detection._frames import user_frames
-from kaizen_sdk._detection._naming import KIND_TEMPLATE, choose, fallback_frame
+from kaizen_sdk._detection._naming import KIND_TEMPLATE, Choice, choose, fallback_frame, last_user_index, rematch
 from kaizen_sdk._detection._override import current_override
 
 logger = logging.getLogger("kaizen_sdk.detection")
@@ -33,6 +33,12 @@ UNNAMED_TASK = "unnamed"
 
 _LOG_EVERY_FAILURES = 1000
 _failure_count = 0
+
+# Winners cached per chain of call sites (code object and instruction offset of each user
+# frame). A call site that alternates between prompts (`PROMPTS[kind]`) keeps a few.
+_MAX_CACHED_SITES = 4096
+_MAX_WINNERS_PER_SITE = 4
+_site_winners: dict[tuple, list[Candidate]] = {}
 
 
 @dataclass(frozen=True)
@@ -70,31 +76,29 @@ def detect_task(messages: list[dict], *, skip_frames: int = 0) -> Detection:
 def _detect(messages: Any, start: FrameType | None) -> Detection:
     frames = user_frames(start)
     try:
-        candidates, infos = collect_candidates(frames)
-        if isinstance(messages, (list, tuple)):
-            choice = choose(candidates, list(messages))
-        else:
-            choice = None
+        message_list = list(messages) if isinstance(messages, (list, tuple)) else []
 
+        # Fast path: the same chain of call sites usually sends the same prompt. A winner
+        # cached for it still names the call when its name holds the same object and that
+        # object still matches the last user message.
+        site = tuple([(frame.f_code, frame.f_lasti) for frame in frames])
+        winners = _site_winners.get(site)
+        if winners:
+            for candidate in winners:
+                if resolve(candidate.locator, frames) is not candidate.value:
+                    continue
+                choice = rematch(candidate, message_list)
+                if choice is not None:
+                    return _from_choice(choice, frames)
+
+        found = collect_candidates(frames)
+        choice = choose(found, message_list)
         if choice is not None:
-            candidate = choice.candidate
-            frame = frames[candidate.report_index]
-            if candidate.template is not None:
-                template_text = candidate.template.text
-            else:
-                template_text = candidate.text
-            rule = RULE_TEMPLATE if choice.kind == KIND_TEMPLATE else RULE_FIXED_PROMPT
-            return Detection(
-                task=candidate.name,
-                rule=rule,
-                variable=candidate.path,
-                file=frame.f_code.co_filename,
-                line=frame.f_lineno,
-                inputs=choice.inputs if rule == RULE_TEMPLATE else None,
-                template=template_text,
-            )
+            if choice.message_index == last_user_index(message_list):
+                _remember(site, choice.candidate)
+            return _from_choice(choice, frames)
 
-        fallback = fallback_frame(frames, infos)
+        fallback = fallback_frame(frames, found.infos)
         if fallback is None:
             return Detection(UNNAMED_TASK, RULE_MODULE, None, None, None, None, None)
         name, rule, frame = fallback
@@ -102,6 +106,37 @@ def _detect(messages: Any, start: FrameType | None) -> Detection:
     finally:
         # Frames reference every local of the user's code; drop them promptly.
         del frames
+
+
+def _from_choice(choice: Choice, frames: list[FrameType]) -> Detection:
+    candidate = choice.candidate
+    frame = frames[candidate.report_index]
+    template_text = candidate.template.text if candidate.template is not None else candidate.text
+    rule = RULE_TEMPLATE if choice.kind == KIND_TEMPLATE else RULE_FIXED_PROMPT
+    return Detection(
+        task=candidate.name,
+        rule=rule,
+        variable=candidate.path,
+        file=frame.f_code.co_filename,
+        line=frame.f_lineno,
+        inputs=choice.inputs if rule == RULE_TEMPLATE else None,
+        template=template_text,
+    )
+
+
+def _remember(site: tuple, candidate: Candidate) -> None:
+    # NOTE: the fast path does not look for a better candidate that appeared after the
+    # winner was cached (a new global bound while the app runs); such a change shows up
+    # once the cached winner stops matching.
+    winners = _site_winners.get(site)
+    if winners is None:
+        if len(_site_winners) >= _MAX_CACHED_SITES:
+            _site_winners.clear()
+        _site_winners[site] = [candidate]
+        return
+    if len(winners) >= _MAX_WINNERS_PER_SITE:
+        winners.pop(0)
+    winners.append(candidate)
 
 
 def _log_failure(exc: BaseException) -> None:

@@ -20,6 +20,7 @@ from types import CodeType, FrameType, ModuleType
 # frames between the user's `invoke` and the integration, so the walk limit is generous.
 MAX_WALKED_FRAMES = 160
 MAX_USER_FRAMES = 8
+MAX_LIBRARY_RUN_AFTER_USER = 16
 
 # Top-level packages whose frames are never the user's, wherever they are installed.
 _LIBRARY_PACKAGES = {
@@ -159,12 +160,26 @@ def is_user_class(cls: type) -> bool:
 def user_frames(start: FrameType | None) -> list[FrameType]:
     """Return the user's frames from ``start`` outward, innermost first, bounded in number."""
     frames: list[FrameType] = []
+    verdicts = _code_verdicts
     frame = start
     walked = 0
+    library_run = 0
     while frame is not None and walked < MAX_WALKED_FRAMES:
-        if is_user_code(frame.f_code, frame.f_globals.get("__name__")):
+        code = frame.f_code
+        verdict = verdicts.get(code)
+        if verdict is None:
+            verdict = is_user_code(code, frame.f_globals.get("__name__"))
+
+        if verdict:
             frames.append(frame)
             if len(frames) >= MAX_USER_FRAMES:
+                break
+            library_run = 0
+        elif frames:
+            # Past the user's code, a long run of library frames is the framework that
+            # called the application (a web server, a test runner): stop there.
+            library_run += 1
+            if library_run >= MAX_LIBRARY_RUN_AFTER_USER:
                 break
         frame = frame.f_back
         walked += 1

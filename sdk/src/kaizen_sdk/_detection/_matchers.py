@@ -50,7 +50,17 @@ Token = tuple[bool, "str | None"]
 class Matcher:
     """A compiled template: matches a whole message text and returns the placeholder values."""
 
-    __slots__ = ("syntax", "anchor", "first_word", "last_word", "literal_chars", "_tokens", "_regex", "_groups")
+    __slots__ = (
+        "syntax",
+        "anchor",
+        "first_word",
+        "last_word",
+        "complete_first_word",
+        "literal_chars",
+        "_tokens",
+        "_regex",
+        "_groups",
+    )
 
     def __init__(self, syntax: str, tokens: list[Token]) -> None:
         self.syntax = syntax
@@ -65,10 +75,16 @@ class Matcher:
         # The first and last literal words, when the template starts or ends with literal
         # text, must start or end the message: another cheap rejection before the regex.
         first, last = tokens[0], tokens[-1]
-        first_words = (first[1] or "").split() if not first[0] else []
+        first_literal = (first[1] or "") if not first[0] else ""
+        first_words = first_literal.split()
         last_words = (last[1] or "").split() if not last[0] else []
         self.first_word = first_words[0] if first_words else ""
         self.last_word = last_words[-1] if last_words else ""
+        # The first word as the message will show it, when whitespace follows it in the
+        # template: then the message's first word equals it, which lets an index find the
+        # template by the message's first word.
+        complete = len(first_words) > 1 or (first_words and first_literal[-1].isspace())
+        self.complete_first_word = self.first_word if complete else ""
 
     def match(self, text: str) -> dict[str, str] | None:
         """Return the placeholder values when ``text`` renders this template, else None."""

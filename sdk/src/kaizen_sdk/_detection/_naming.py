@@ -23,12 +23,10 @@ import os
 from types import FrameType
 from typing import Any
 
-from kaizen_sdk._detection._candidates import SCOPE_ATTRIBUTE, Candidate, CodeInfo
-from kaizen_sdk._detection._matchers import MIN_LITERAL_CHARS, Matcher, build_matcher, matchers_for, normalize_whitespace
+from kaizen_sdk._detection._candidates import SCOPE_ATTRIBUTE, Candidate, Candidates, CodeInfo
+from kaizen_sdk._detection._index import KIND_FIXED, KIND_TEMPLATE, part_matchers
+from kaizen_sdk._detection._matchers import MIN_LITERAL_CHARS, matchers_for, normalize_whitespace
 from kaizen_sdk._detection._template_objects import TemplatePart
-
-KIND_TEMPLATE = 0
-KIND_FIXED = 1
 
 MAX_USER_MESSAGES = 16
 MAX_SYSTEM_MESSAGES = 8
@@ -90,11 +88,41 @@ def message_order(messages: list[Any]) -> list[int]:
     return users[::-1][:MAX_USER_MESSAGES] + systems[:MAX_SYSTEM_MESSAGES] + others[::-1][:MAX_OTHER_MESSAGES]
 
 
+_MAX_CACHED_FORMS = 4096
+# Candidate text -> (first word, last word, whitespace-normalized text).
+_candidate_forms: dict[str, tuple[str, str, str]] = {}
+
+
+def _candidate_form(text: str) -> tuple[str, str, str]:
+    form = _candidate_forms.get(text)
+    if form is None:
+        words = text.split()
+        form = (words[0], words[-1], " ".join(words)) if words else ("", "", "")
+        if len(_candidate_forms) >= _MAX_CACHED_FORMS:
+            _candidate_forms.clear()
+        _candidate_forms[text] = form
+    return form
+
+
 class _TextEquality:
-    """Whitespace-insensitive equality with the normalized forms computed at most once."""
+    """Whitespace-insensitive equality; each message text is normalized at most once per call."""
 
     def __init__(self) -> None:
         self._normalized: dict[int, str] = {}
+
+    def same(self, candidate_text: str, text: str) -> bool:
+        if candidate_text == text:
+            return True
+        # Stripping and dedenting remove whitespace only: a text much longer or much shorter
+        # than the candidate, or with other first and last words, cannot be it. These checks
+        # spare normalizing the message text on nearly every call.
+        if len(text) > len(candidate_text) + 64 or 4 * len(text) < len(candidate_text):
+            return False
+        first, last, normalized = _candidate_form(candidate_text)
+        if not text.lstrip().startswith(first) or not text.rstrip().endswith(last):
+            return False
+
+        return normalized == self.normalized(text)
 
     def normalized(self, text: str) -> str:
         key = id(text)
@@ -104,24 +132,6 @@ class _TextEquality:
             self._normalized[key] = value
         return value
 
-    def same(self, candidate_text: str, text: str) -> bool:
-        if candidate_text == text:
-            return True
-        # Stripping and dedenting remove whitespace only: a text much longer or much shorter
-        # than the candidate cannot be it, and skipping it saves normalizing a long text.
-        if len(text) > len(candidate_text) + 64 or 4 * len(text) < len(candidate_text):
-            return False
-        return self.normalized(candidate_text) == self.normalized(text)
-
-
-def _part_matchers(part: TemplatePart) -> tuple[Matcher, ...]:
-    if part.syntax is None:
-        return ()
-    if part.dollar_pattern is not None:
-        matcher = build_matcher(part.text, part.syntax, part.dollar_pattern)
-        return (matcher,) if matcher is not None else ()
-    return matchers_for(part.text, (part.syntax,))
-
 
 def _best_for_texts(candidates: list[Candidate], texts: list[str], equality: _TextEquality) -> tuple | None:
     best: tuple | None = None
@@ -129,6 +139,17 @@ def _best_for_texts(candidates: list[Candidate], texts: list[str], equality: _Te
         for key, inputs, part in _candidate_matches(candidate, texts, equality):
             if best is None or key < best[0]:
                 best = (key, candidate, inputs, part)
+    return best
+
+
+def _best_in_groups(found: Candidates, texts: list[str], equality: _TextEquality, best: tuple | None) -> tuple | None:
+    for group in found.groups:
+        for text in texts:
+            for kind, literal, entry, part, inputs in group.index.matches(text, equality.normalized):
+                indirection = max(entry.indirection, group.indirection)
+                key = (kind, SCOPE_ATTRIBUTE, group.frame_index, -literal, indirection, group.order + entry.order)
+                if best is None or key < best[0]:
+                    best = (key, (group, entry), inputs, part)
     return best
 
 
@@ -164,7 +185,7 @@ def _candidate_matches(candidate: Candidate, texts: list[str], equality: _TextEq
             literal = len(normalize_whitespace(part.text)) if part.syntax is None else 0
             yield (KIND_TEMPLATE, scope, frame_index, -literal, indirection, order), None, part
             continue
-        for matcher in _part_matchers(part):
+        for matcher in part_matchers(part):
             if matcher.literal_chars < MIN_LITERAL_CHARS:
                 continue
             for text in texts:
@@ -174,9 +195,9 @@ def _candidate_matches(candidate: Candidate, texts: list[str], equality: _TextEq
                     break
 
 
-def choose(candidates: list[Candidate], messages: list[Any]) -> Choice | None:
+def choose(found: Candidates, messages: list[Any]) -> Choice | None:
     """Return the candidate that names the task, or None when no message has one."""
-    if not candidates:
+    if not found.volatile and not found.groups:
         return None
 
     equality = _TextEquality()
@@ -184,16 +205,50 @@ def choose(candidates: list[Candidate], messages: list[Any]) -> Choice | None:
         texts = message_texts(messages[message_index])
         if not texts:
             continue
-        best = _best_for_texts(candidates, texts, equality)
+        best = _best_for_texts(found.volatile, texts, equality)
+        best = _best_in_groups(found, texts, equality, best)
         if best is None:
             continue
 
         key, candidate, inputs, part = best
+        if isinstance(candidate, tuple):
+            candidate = found.materialize(*candidate)
         if candidate.template is not None:
             inputs = _chat_inputs(candidate, part, inputs, messages)
         return Choice(candidate, key[0], message_index, inputs, part)
 
     return None
+
+
+def last_user_index(messages: list[Any]) -> int | None:
+    """Return the index of the last user message, or None when there is none."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, dict) and message.get("role") == "user":
+            return index
+    return None
+
+
+def rematch(candidate: Candidate, messages: list[Any]) -> Choice | None:
+    """Return the choice ``candidate`` makes when it matches the last user message, else None.
+
+    The last user message is the first one rule 3 examines, so a candidate that matches it
+    names the task whatever the other messages hold.
+    """
+    index = last_user_index(messages)
+    if index is None:
+        return None
+    texts = message_texts(messages[index])
+    if not texts:
+        return None
+
+    best = _best_for_texts([candidate], texts, _TextEquality())
+    if best is None:
+        return None
+    key, _candidate, inputs, part = best
+    if candidate.template is not None:
+        inputs = _chat_inputs(candidate, part, inputs, messages)
+    return Choice(candidate, key[0], index, inputs, part)
 
 
 def _chat_inputs(candidate: Candidate, matched: TemplatePart | None, inputs: dict | None, messages: list[Any]) -> dict | None:
@@ -208,7 +263,7 @@ def _chat_inputs(candidate: Candidate, matched: TemplatePart | None, inputs: dic
     for part in template.parts:
         if part is matched or part.syntax is None:
             continue
-        matchers = _part_matchers(part)
+        matchers = part_matchers(part)
         if not matchers:
             continue
         for message in reversed(messages):
