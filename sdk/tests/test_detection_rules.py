@@ -922,3 +922,57 @@ def test_detect_task_called_directly_from_user_code() -> None:
 
     assert detection.task == "prompt"
     assert detection.rule == "template"
+
+
+# --- caches ----------------------------------------------------------------------------------
+
+
+def test_rebound_global_and_dict_values_seen(sandbox) -> None:
+    module = load(
+        sandbox,
+        '''
+        import fakellm
+
+        SYSTEM = "You are a helpful assistant for gardeners."
+        PROMPTS = {"plant": "Suggest a plant for a {light} balcony."}
+
+        def ask(content, system=None):
+            messages = [{"role": "user", "content": content}]
+            if system:
+                messages.insert(0, {"role": "system", "content": system})
+            return fakellm.complete(messages=messages)
+        ''',
+    )
+    assert module.ask(module.PROMPTS["plant"].format(light="sunny")).task == "plant"
+    assert module.ask("hi", module.SYSTEM).task == "SYSTEM"
+
+    module.SYSTEM = "You are a terse assistant for gardeners."
+    module.PROMPTS["plant"] = "Name one herb that grows on a {light} windowsill."
+    module.PROMPTS["tree"] = "Suggest a tree for a {size} garden."
+    module.LATE_PROMPT = "Explain how to compost {material} at home."
+
+    assert module.ask("hi", "You are a terse assistant for gardeners.").task == "SYSTEM"
+    assert module.ask("Name one herb that grows on a shady windowsill.").task == "plant"
+    assert module.ask("Suggest a tree for a small garden.").task == "tree"
+    assert module.ask("Explain how to compost coffee grounds at home.").task == "LATE_PROMPT"
+
+
+def test_call_site_cache_follows_changing_prompt(sandbox) -> None:
+    module = load(
+        sandbox,
+        '''
+        import fakellm
+
+        PROMPTS = {
+            "short": "Answer in one short sentence: {question}",
+            "long": "Answer in a detailed paragraph with examples: {question}",
+        }
+
+        def ask(kind, question):
+            return fakellm.complete(messages=[{"role": "user", "content": PROMPTS[kind].format(question=question)}])
+        ''',
+    )
+
+    kinds = ["short", "long", "short", "short", "long"]
+
+    assert [module.ask(kind, "Why is the sky blue?").task for kind in kinds] == kinds
