@@ -51,7 +51,7 @@ def sparkline(values: Sequence[float | None], *, label: str, width: int = 120, h
     known = [value for value in values if value is not None]
     if not known:
         return Markup(
-            f'<svg class="sparkline empty" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'<svg class="sparkline no-data" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="{escape(label)}: no scores"><line class="chart-axis" x1="0" x2="{width}" y1="{height - pad}" y2="{height - pad}"/></svg>'
         )
 

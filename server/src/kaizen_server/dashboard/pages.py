@@ -42,6 +42,21 @@ def task_url(task: str) -> str:
     return "/tasks/" + quote(task, safe="")
 
 
+def _last_user_text(trace: dict) -> str:
+    """Return the text of the last user message, which tells list rows apart better than a shared system prompt."""
+    for message in reversed(trace.get("messages") or []):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts = [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+            return " ".join(text for text in texts if isinstance(text, str))
+
+    return trace.get("prompt_text") or ""
+
+
 def not_found(request: Request, session: Session, message: str) -> Response:
     return render(request, "not_found.html", status_code=404, session=session, message=message)
 
@@ -187,6 +202,8 @@ def task_page(request: Request, task: str) -> Response:
         templates = {version["prompt_version"]: version["template"] or "" for version in versions}
         diff_rows = side_by_side(templates[diff_a], templates[diff_b])
 
+    for row in trace_rows:
+        row["preview"] = _last_user_text(row)
     models = sorted({row["model"] for row in trace_rows if row["model"]})
     current = {
         "window": window.key, "version": filters.get("version"), "model": filters.get("model"),

@@ -1,5 +1,9 @@
 """The settings page: the project's API keys (create, shown once; revoke), its users, and retention.
 
+A new key is shown once through POST, redirect, GET: the POST stores the key text in a
+short-lived HttpOnly cookie scoped to /settings, and the next GET shows it and deletes the
+cookie. Reloading the page therefore neither shows the key again nor creates a second one.
+
 Anyone signed in to a project may manage that project's keys and users.
 NOTE: there are no roles yet; a dashboard user can revoke every key of the project.
 """
@@ -19,6 +23,9 @@ from kaizen_server.store import read, run_write
 logger = logging.getLogger("kaizen_server.dashboard.settings")
 
 router = APIRouter(include_in_schema=False)
+
+NEW_KEY_COOKIE = "kaizen_new_key"
+NEW_KEY_COOKIE_SECONDS = 120
 
 
 def _settings_page(request: Request, session: Session, *, status_code: int = 200, **context) -> Response:
@@ -40,7 +47,27 @@ def settings_page(request: Request) -> Response:
         return redirect_to_login(request)
 
     revoked = request.query_params.get("revoked")
-    return _settings_page(request, session, notice=f"Revoked API key {revoked[:20]}." if revoked else None)
+    new_key, new_key_record = _take_new_key(request, session)
+    response = _settings_page(
+        request, session, notice=f"Revoked API key {revoked[:20]}." if revoked else None,
+        new_key=new_key, new_key_record=new_key_record,
+    )
+    if request.cookies.get(NEW_KEY_COOKIE):
+        response.delete_cookie(NEW_KEY_COOKIE, path="/settings")
+    return response
+
+
+def _take_new_key(request: Request, session: Session):
+    """Return the key created just before this page view and its record, or (None, None)."""
+    key = request.cookies.get(NEW_KEY_COOKIE)
+    if not key:
+        return None, None
+
+    record = request.app.state.store.find_key(key)
+    if record is None or record.project_id != session.project_id or record.revoked_at is not None:
+        return None, None
+
+    return key, record
 
 
 @router.post("/settings/keys")
@@ -59,7 +86,12 @@ def create_key(request: Request, csrf_token: str = Form(""), name: str = Form(""
 
     key, record = request.app.state.store.create_key(session.project, name or None)
     logger.info("dashboard created API key id=%d in project %r for %s", record.id, session.project, session.signed_in_as)
-    return _settings_page(request, session, new_key=key, new_key_record=record)
+    response = RedirectResponse(f"/settings?created={record.id}", status_code=303)
+    response.set_cookie(
+        NEW_KEY_COOKIE, key, max_age=NEW_KEY_COOKIE_SECONDS, httponly=True, samesite="strict",
+        secure=request.url.scheme == "https", path="/settings",
+    )
+    return response
 
 
 @router.post("/settings/keys/{key_id}/revoke")
