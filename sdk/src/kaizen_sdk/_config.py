@@ -55,8 +55,8 @@ class Settings:
     # Called with each trace dict before it leaves the process; returns the dict to send
     # (possibly rewritten) or None to drop the trace.
     redact: Redact | None = None
-    # Longest string (in characters) kept in any field of a trace; longer ones are truncated
-    # with a marker that records the original length.
+    # Maximum length in characters of any string in a trace or score. Longer strings are cut
+    # to it and end in a marker that records the original length.
     max_field_chars: int = 100_000
 
     @property

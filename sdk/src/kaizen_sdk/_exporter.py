@@ -1,9 +1,9 @@
 """The exporter: a bounded in-memory queue drained by one background thread.
 
-The calling thread only appends a trace or score to a deque under a lock; it never waits for
-the network, never blocks when the queue is full (the item is dropped and counted instead)
-and never raises. Everything else happens on one daemon thread per process, started on the
-first enqueue:
+The calling thread only appends a trace or score to a deque under a lock. It never waits for
+the network and never raises. When the queue is full, the item is dropped and counted rather
+than the caller blocked. Everything else happens on one daemon thread per process, started
+on the first enqueue:
 
 - items are taken in FIFO order, cleaned (`_payload`), encoded once, and grouped into
   batches of at most `max_batch_size` items and about `max_batch_bytes` bytes, sent as soon
@@ -106,7 +106,7 @@ class _Batch:
     traces: list[bytes] = field(default_factory=list)
     scores: list[bytes] = field(default_factory=list)
     # Items taken from the queue for this batch that will not be sent (dropped by redact or
-    # not encodable); they are settled together with the batch so flush() stays in order.
+    # not encodable). They are settled together with the batch, so flush() stays in order.
     skipped: int = 0
     size: int = 0
     settled: bool = False
@@ -271,6 +271,8 @@ class Exporter:
             failed_before = self._failed
             if self._settled >= target:
                 return True
+            if self._stopping:
+                return False  # shut down: what is left was spooled or dropped, or is stuck in flight
 
             if self._thread is None:
                 self._start_thread_locked()
@@ -294,10 +296,10 @@ class Exporter:
     def stats(self) -> dict:
         """Return counters: queued (waiting in memory), sent, retried, dropped and more.
 
-        `sent` counts items the server accepted (or already had), `rejected` items it refused
-        one by one, `spooled` items written to the on-disk spool, `redacted` traces that the
-        redact callable dropped, `dropped` items lost for any other reason (queue full, given
-        up after retries, refused batch, shut down).
+        `sent` counts items the server accepted or already had, and `rejected` the items it
+        rejected one by one. `spooled` counts items written to the on-disk spool, `redacted`
+        traces that the redact callable dropped. `dropped` counts items lost for any other
+        reason: queue full, given up after retries, batch rejected, shut down.
         """
         with self._lock:
             queued = len(self._queue) + len(self._carry) + (self._inflight.taken if self._inflight else 0)
@@ -320,6 +322,9 @@ class Exporter:
             inflight = self._inflight
             self._queue.clear()
             self._carry.clear()
+            # What was taken out of the queue here is settled now: spooled or dropped below.
+            self._settled += len(leftovers) + len(carried)
+            self._failed += len(leftovers) + len(carried)
             self._condition.notify_all()
 
         if delivered or not (leftovers or carried or inflight):
@@ -544,7 +549,7 @@ class Exporter:
                 if outcome.status == 413 and batch.items > 1:
                     return self._send_halves(batch)
                 logger.error(
-                    "CT server refused a batch of %d items (%s); dropped it without retrying",
+                    "CT server rejected a batch of %d items (%s); dropped it without retrying",
                     batch.items,
                     outcome.reason,
                 )
@@ -558,8 +563,8 @@ class Exporter:
                     self._count_dropped(batch.items)
                 return batch.items
 
-            # Only failures of a server that answered count: while it cannot be reached at
-            # all, the batch waits (and the queue bound limits memory) until it is back.
+            # Only failures of a server that responded count. While it cannot be reached at
+            # all, the batch waits until it is back, and the queue bound limits memory.
             counted_failures += 1 if outcome.counted else 0
             if counted_failures > self.settings.max_retries or self._stopping:
                 logger.error(
@@ -587,7 +592,7 @@ class Exporter:
                 return batch.items
 
     def _send_halves(self, batch: _Batch) -> int:
-        logger.warning("CT server refused a batch of %d items as too large (HTTP 413); sending it in two halves", batch.items)
+        logger.warning("CT server rejected a batch of %d items as too large (HTTP 413); sending it in two halves", batch.items)
         items = [_Prepared(TRACE, body) for body in batch.traces] + [_Prepared(SCORE, body) for body in batch.scores]
         middle = len(items) // 2
         undelivered = 0
@@ -738,7 +743,7 @@ class Exporter:
                 self._record_sent(outcome, row.items)
                 continue
 
-            # As in memory, only failures of a server that answered count towards max_retries,
+            # As in memory, only failures of a server that responded count towards max_retries,
             # so an outage of any length loses nothing that fits in the spool.
             counted = outcome.counted
             if not outcome.retryable or (counted and row.attempts + 1 > self.settings.max_retries):
@@ -785,8 +790,8 @@ _multiprocessing_registered_pid: int | None = None
 def configure(settings: Settings, *, http_transport: httpx.BaseTransport | None = None) -> Exporter | None:
     """Make `settings` the process's export settings and return the exporter, or None without a key.
 
-    Without an API key nothing is sent and one warning is logged on `kaizen_sdk.instrument`;
-    but a call without a key after an earlier call with one keeps the earlier exporter.
+    Without an API key nothing is sent and one warning is logged on `kaizen_sdk.instrument`.
+    A call without a key after an earlier call with one keeps the earlier exporter.
     Calling again with equal settings returns the same exporter; with different settings a
     new exporter takes over the old one's queue.
     """
@@ -843,7 +848,7 @@ def _take_over(new: Exporter, old: Exporter) -> None:
 
 
 def _resume_spool(exporter: Exporter) -> None:
-    """Start the thread at once when the spool holds batches left by an earlier process."""
+    """Start the thread at once when the spool contains batches left by an earlier process."""
     spool = exporter._open_spool()
     if spool is None:
         return
@@ -857,7 +862,7 @@ def _resume_spool(exporter: Exporter) -> None:
     if not batches:
         return
 
-    logger.info("spool %s holds %d batches (%d items) from an earlier run; sending them", spool.path, batches, items)
+    logger.info("spool %s contains %d batches (%d items) from an earlier run; sending them", spool.path, batches, items)
     with exporter._lock:
         if exporter._thread is None:
             exporter._start_thread_locked()

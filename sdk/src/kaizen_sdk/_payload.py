@@ -6,7 +6,7 @@ Three steps, run on the exporter's background thread so the caller never pays fo
    replaced by a reference `{"type": "image_ref", "media_type", "bytes", "sha256"}`. A
    screenshot in a prompt would otherwise make a trace megabytes long, and the hash still
    lets two traces be matched on the same image. The reference keeps the type name
-   `image_ref` for every media type; `media_type` says what it really was. In the same pass
+   `image_ref` for every media type, and `media_type` gives the real one. In the same pass
    every string longer than `max_field_chars` is cut to that length, marker included, and
    the marker records the original length.
 2. The user's `redact` callable, if any, gets a copy of the result and may rewrite it or

@@ -3,8 +3,8 @@
 SQLite because it ships with Python, survives a crash mid-write (WAL journal) and lets
 several processes (gunicorn workers, a restarted app) share one spool safely. Each row is one
 encoded ingest body. A process claims a row with a lease before sending it and deletes it
-after the server accepted it; if the process dies in between, the lease expires and another
-process re-sends the row. That can send a batch twice, which is harmless because ingest is
+after the server accepted it. If the process dies in between, the lease expires and another
+process sends the row again. That can send a batch twice, which is harmless because ingest is
 idempotent on the SDK's ids.
 
 The file is capped at `max_bytes` of stored bodies: a batch that would exceed the cap is

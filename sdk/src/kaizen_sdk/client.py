@@ -152,7 +152,7 @@ class CTClient:
         name: str | None = None,
         comment: str | None = None,
     ) -> dict:
-        """Record a score in [0, 1] for a trace and return the server's answer.
+        """Record a score in [0, 1] for a trace and return the server's response body.
 
         A trace made in this process moments ago may still be in the exporter's queue: on a
         404 the queue is flushed (for at most the request timeout) and the score sent once more.

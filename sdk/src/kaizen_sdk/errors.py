@@ -1,7 +1,7 @@
 """Exceptions raised by `CTClient`.
 
-One base class, `KaizenError`, so callers can catch everything the client raises, and one
-subclass per kind of failure a caller reacts to differently: a bad or missing key, an id the
+One base class, `KaizenError`, lets callers catch everything the client raises. One subclass
+per kind of failure lets them react to each differently: a bad or missing key, an id the
 server does not have, a request the server rejected as invalid, and a server that failed or
 could not be reached. The tracing path (instrument, exporter) never raises these into user
 code: it logs and drops instead.
