@@ -191,14 +191,3 @@ def test_openapi_document_lists_endpoints(http):
         assert path in document["paths"], path
     assert "IngestRequest" in document["components"]["schemas"]
     assert http.get("/docs").status_code == 200
-
-
-def test_dashboard_escapes_html(http, api):
-    trace = make_trace(task="DASH", prompt_text="<script>alert('x')</script>", response_text="<b>bold</b>")
-    api.ingest([trace])
-    page = http.get("/")
-    assert page.status_code == 200
-    assert "DASH" in page.text
-    assert "<script>alert" not in page.text
-    assert "&lt;script&gt;alert" in page.text
-    assert "&lt;b&gt;bold&lt;/b&gt;" in page.text

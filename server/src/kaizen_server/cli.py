@@ -162,7 +162,7 @@ def cmd_prune(args) -> int:
 
     store = _open_store(args)
     counts = store.prune(utc_now() - args.older_than)
-    print(f"deleted {counts['traces']} traces, {counts['scores']} scores and {counts['rollups']} hourly rollup rows")
+    print(f"deleted {counts['traces']} traces, {counts['scores']} scores and {counts['rollups']} hourly rollup rows (hourly and daily)")
     return 0
 
 
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_users_commands(commands, common)
 
     prune = commands.add_parser("prune", parents=[common], help="delete traces, scores and rollups older than a duration")
-    prune.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION", help="age such as 30d, 12h or 2w; cut off at the whole hour")
+    prune.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION", help="age such as 30d, 12h or 2w; the cutoff is rounded down to midnight UTC")
     prune.set_defaults(handler=cmd_prune)
 
     export = commands.add_parser("export", parents=[common], help="write traces with their scores as JSON Lines")

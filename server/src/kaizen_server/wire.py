@@ -102,6 +102,28 @@ def clean_value(value: Any, path: str, warnings: dict[str, int], depth: int = 0)
     return value
 
 
+def check_structure(value: Any, path: str, depth: int = 0) -> None:
+    """Raise UnstorableValue where `clean_value` would, without touching strings.
+
+    For request bodies that contain no NUL or surrogate escape at all, this is the only check
+    needed, and it visits containers and numbers only.
+    """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UnstorableValue(f"field '{path}' contains the number {value!r}; send finite numbers only")
+        return
+
+    if not isinstance(value, (list, dict)):
+        return
+
+    if depth >= MAX_JSON_DEPTH:
+        raise UnstorableValue(f"field '{path}' is nested more than {MAX_JSON_DEPTH} levels deep; flatten it")
+
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, (list, dict, float)):
+            check_structure(item, path, depth + 1)
+
+
 def cleaning_warnings(counts: dict[str, int]) -> list[str]:
     return [
         f"field '{path}': {count} NUL character(s) or lone surrogate(s) replaced by U+FFFD (they cannot be stored)"

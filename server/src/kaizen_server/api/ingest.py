@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,6 +25,7 @@ from kaizen_server.wire import (
     ScoreIn,
     TraceIn,
     UnstorableValue,
+    check_structure,
     clean_value,
     cleaning_warnings,
     describe_validation_error,
@@ -34,6 +36,8 @@ logger = logging.getLogger("kaizen_server.ingest")
 router = APIRouter()
 
 _PROBLEM = {"content": {"application/problem+json": {}}}
+# A \u escape of NUL or of a UTF-16 surrogate (D800-DFFF), in either case.
+_CLEANING_NEEDED = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 async def read_limited_body(request: Request, max_bytes: int) -> bytes:
@@ -93,17 +97,31 @@ def _raw_id(raw: Any) -> str | None:
     return None
 
 
-def _validate(kind: str, model, raw: Any):
+def body_needs_cleaning(body: bytes) -> bool:
+    """Tell whether the JSON text may contain a NUL character or a surrogate code point.
+
+    Both can only appear as \\u escapes (raw NUL bytes are invalid JSON, raw surrogates invalid
+    UTF-8), so a body without such escapes skips the per-string cleaning entirely.
+    """
+    return _CLEANING_NEEDED.search(body) is not None
+
+
+def _validate(kind: str, model, raw: Any, needs_cleaning: bool):
     """Return (model instance, warnings) or (None, error text) for one raw item."""
     if not isinstance(raw, dict):
         return None, f"a {kind} must be a JSON object, got {type(raw).__name__}"
 
     counts: dict[str, int] = {}
     try:
-        cleaned = {}
-        for key, value in raw.items():
-            field = clean_value(key, "field names", counts)
-            cleaned[field] = clean_value(value, field, counts)
+        if needs_cleaning:
+            cleaned = {}
+            for key, value in raw.items():
+                field = clean_value(key, "field names", counts)
+                cleaned[field] = clean_value(value, field, counts)
+        else:
+            cleaned = raw
+            for key, value in raw.items():
+                check_structure(value, key)
     except UnstorableValue as exc:
         return None, str(exc)
 
@@ -115,7 +133,7 @@ def _validate(kind: str, model, raw: Any):
     return item, item.unknown_field_warnings() + cleaning_warnings(counts)
 
 
-def validate_batch(raw_traces: list, raw_scores: list):
+def validate_batch(raw_traces: list, raw_scores: list, needs_cleaning: bool = True):
     """Validate every item; return (results in order, valid traces, valid scores).
 
     A result is a dict that the store's statuses complete; an id repeated inside the batch is a
@@ -127,7 +145,7 @@ def validate_batch(raw_traces: list, raw_scores: list):
     for kind, model, raws, valid in (("trace", TraceIn, raw_traces, valid_traces), ("score", ScoreIn, raw_scores, valid_scores)):
         seen: set[str] = set()
         for raw in raws:
-            item, extra = _validate(kind, model, raw)
+            item, extra = _validate(kind, model, raw, needs_cleaning)
             if item is None:
                 results.append({"type": kind, "id": _raw_id(raw), "status": "rejected", "error": extra, "warnings": []})
                 continue
@@ -167,7 +185,7 @@ async def ingest(request: Request, key: ApiKey = Depends(authenticate)) -> Inges
     settings = request.app.state.settings
     body = await read_limited_body(request, settings.max_request_bytes)
     raw_traces, raw_scores = await run_in_threadpool(parse_batch, body, settings.max_batch_items)
-    results, traces, scores = await run_in_threadpool(validate_batch, raw_traces, raw_scores)
+    results, traces, scores = await run_in_threadpool(validate_batch, raw_traces, raw_scores, body_needs_cleaning(body))
 
     store = request.app.state.store
     trace_statuses, score_statuses, pending = await run_in_threadpool(store.ingest, key.project_id, traces, scores)

@@ -18,7 +18,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import String, any_, Connection, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kaizen_server.store.rollups import (
@@ -30,6 +31,10 @@ from kaizen_server.store.rollups import (
 )
 from kaizen_server.store.schema import prompt_versions, scores, traces
 from kaizen_server.wire import ScoreIn, TraceIn, utc_now
+
+VERSION_CACHE_SIZE = 100_000
+# {(database URL, project id, task, template hash): prompt version id}
+_VERSION_CACHE: dict[tuple, int] = {}
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -52,6 +57,14 @@ def _insert_for(connection: Connection):
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
 
 
+def id_in(connection: Connection, column, ids: Sequence[str]):
+    """Return `column IN ids`; on PostgreSQL as `= ANY(array)`, one parameter instead of one per id."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(String)))
+
+    return column.in_(list(ids))
+
+
 def _lock_trace_ids(connection: Connection, project_id: int, trace_ids: Iterable[str]) -> None:
     if connection.dialect.name != "postgresql":
         return
@@ -70,8 +83,23 @@ def _lock_trace_ids(connection: Connection, project_id: int, trace_ids: Iterable
     )
 
 
+def _select_versions(connection: Connection, project_id: int, wanted) -> dict[tuple[str, str], int]:
+    rows = connection.execute(
+        select(prompt_versions.c.id, prompt_versions.c.task, prompt_versions.c.template_hash).where(
+            prompt_versions.c.project_id == project_id,
+            id_in(connection, prompt_versions.c.template_hash, sorted({digest for _, digest in wanted})),
+        )
+    )
+    return {(row.task, row.template_hash): row.id for row in rows if (row.task, row.template_hash) in wanted}
+
+
 def _prompt_version_ids(connection: Connection, project_id: int, items: Sequence[TraceIn]) -> dict[tuple[str, str], int]:
-    """Return {(task, template hash): prompt version id}, creating the versions not seen before."""
+    """Return {(task, template hash): prompt version id}, creating the versions not seen before.
+
+    Ids come from a process-wide cache when possible, because a prompt version row never
+    changes or goes away once committed. Only ids found by a SELECT that ran before this
+    transaction inserted anything are cached, so an id from a rolled-back insert never is.
+    """
     wanted: dict[tuple[str, str], str] = {}
     for item in items:
         if item.template is not None:
@@ -79,22 +107,33 @@ def _prompt_version_ids(connection: Connection, project_id: int, items: Sequence
     if not wanted:
         return {}
 
+    cache_prefix = (connection.engine.url.render_as_string(), project_id)
+    found = {key: _VERSION_CACHE[cache_prefix + key] for key in wanted if cache_prefix + key in _VERSION_CACHE}
+    missing = {key: template for key, template in wanted.items() if key not in found}
+    if not missing:
+        return found
+
+    committed = _select_versions(connection, project_id, missing)
+    if len(_VERSION_CACHE) > VERSION_CACHE_SIZE:
+        _VERSION_CACHE.clear()
+    for key, version_id in committed.items():
+        _VERSION_CACHE[cache_prefix + key] = version_id
+    found.update(committed)
+    missing = {key: template for key, template in missing.items() if key not in committed}
+    if not missing:
+        return found
+
     now = utc_now()
     insert = _insert_for(connection)
     connection.execute(
         insert(prompt_versions).on_conflict_do_nothing(index_elements=["project_id", "task", "template_hash"]),
         [
             {"project_id": project_id, "task": task, "template_hash": digest, "template": template, "first_seen": now}
-            for (task, digest), template in sorted(wanted.items())
+            for (task, digest), template in sorted(missing.items())
         ],
     )
-    rows = connection.execute(
-        select(prompt_versions.c.id, prompt_versions.c.task, prompt_versions.c.template_hash).where(
-            prompt_versions.c.project_id == project_id,
-            prompt_versions.c.template_hash.in_(sorted({digest for _, digest in wanted})),
-        )
-    )
-    return {(row.task, row.template_hash): row.id for row in rows if (row.task, row.template_hash) in wanted}
+    found.update(_select_versions(connection, project_id, missing))
+    return found
 
 
 def _trace_row(project_id: int, item: TraceIn, version_id: int | None, now) -> dict:
@@ -138,7 +177,7 @@ def _latest_scores(connection: Connection, project_id: int, trace_ids: Iterable[
 
     rows = connection.execute(
         select(scores.c.trace_id, scores.c.score, scores.c.scored_by, scores.c.name, scores.c.created_at, scores.c.pk)
-        .where(scores.c.project_id == project_id, scores.c.trace_id.in_(trace_ids))
+        .where(scores.c.project_id == project_id, id_in(connection, scores.c.trace_id, trace_ids))
     )
     latest: dict[str, LatestScore] = {}
     for row in rows:
@@ -173,36 +212,41 @@ def _latest_params(pk: int, latest: LatestScore) -> dict:
 
 
 def insert_traces(connection: Connection, project_id: int, items: Sequence[TraceIn]) -> dict[str, str]:
-    """Store new traces; return {trace id: "accepted" | "duplicate"}. Ids must be unique in `items`."""
+    """Store new traces; return {trace id: "accepted" | "duplicate"}. Ids must be unique in `items`.
+
+    The caller holds the advisory locks of these ids (PostgreSQL) or the database write lock
+    (SQLite), so no other transaction can insert one of them before this one commits. A
+    SELECT therefore tells new ids from duplicates, which is much cheaper on PostgreSQL than
+    INSERT ... RETURNING on a multi-row insert; ON CONFLICT DO NOTHING stays as a safety net.
+    """
     if not items:
         return {}
 
-    now = utc_now()
-    versions = _prompt_version_ids(connection, project_id, items)
-    rows = []
-    for item in items:
-        version_id = versions.get((item.task, template_hash(item.template))) if item.template is not None else None
-        rows.append(_trace_row(project_id, item, version_id, now))
-
-    insert = _insert_for(connection)
-    result = connection.execute(
-        insert(traces).on_conflict_do_nothing(index_elements=["project_id", "id"]).returning(traces.c.pk, traces.c.id),
-        rows,
+    existing = set(
+        connection.execute(
+            select(traces.c.id).where(traces.c.project_id == project_id, id_in(connection, traces.c.id, [item.id for item in items]))
+        ).scalars()
     )
-    inserted = {row.id: row.pk for row in result}
-    new_rows = [row for row in rows if row["id"] in inserted]
-
-    # Scores that arrived before their trace attach now.
-    pending = _latest_scores(connection, project_id, inserted)
-    if pending:
-        connection.execute(_SET_LATEST_SCORE, [_latest_params(inserted[trace_id], latest) for trace_id, latest in pending.items()])
-        for row in new_rows:
-            latest = pending.get(row["id"])
+    new_items = [item for item in items if item.id not in existing]
+    if new_items:
+        now = utc_now()
+        versions = _prompt_version_ids(connection, project_id, new_items)
+        # Scores that arrived before their trace attach now.
+        pending = _latest_scores(connection, project_id, [item.id for item in new_items])
+        rows = []
+        for item in new_items:
+            version_id = versions.get((item.task, template_hash(item.template))) if item.template is not None else None
+            row = _trace_row(project_id, item, version_id, now)
+            latest = pending.get(item.id)
             if latest is not None:
-                row["score"] = latest.score
+                row.update(score=latest.score, scored_by=latest.scored_by, score_name=latest.name, scored_at=latest.created_at)
+            rows.append(row)
 
-    apply_trace_deltas(connection, project_id, deltas_for_traces(new_rows))
-    return {item.id: ACCEPTED if item.id in inserted else DUPLICATE for item in items}
+        insert = _insert_for(connection)
+        connection.execute(insert(traces).on_conflict_do_nothing(index_elements=["project_id", "id"]), rows)
+        apply_trace_deltas(connection, project_id, deltas_for_traces(rows))
+
+    return {item.id: DUPLICATE if item.id in existing else ACCEPTED for item in items}
 
 
 def insert_scores(connection: Connection, project_id: int, items: Sequence[ScoreIn]) -> tuple[dict[str, str], set[str]]:
@@ -243,7 +287,7 @@ def insert_scores(connection: Connection, project_id: int, items: Sequence[Score
     trace_rows = connection.execute(
         select(traces.c.pk, traces.c.id, traces.c.task, traces.c.prompt_version_id, traces.c.started_at,
                traces.c.score, traces.c.scored_by, traces.c.score_name, traces.c.scored_at)
-        .where(traces.c.project_id == project_id, traces.c.id.in_(sorted(touched)))
+        .where(traces.c.project_id == project_id, id_in(connection, traces.c.id, sorted(touched)))
     ).all()
     found = {row.id for row in trace_rows}
     pending = {score_id for score_id, trace_id in accepted.items() if trace_id not in found}

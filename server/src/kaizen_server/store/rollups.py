@@ -1,4 +1,4 @@
-"""Hourly rollups per (task, prompt version): sums, counts and a latency histogram.
+"""Hourly and daily rollups per (task, prompt version): sums, counts and a latency histogram.
 
 Task lists, prompt-version figures and time series read these rows instead of the traces,
 so their cost depends on the number of hours and tasks in the window, not on the number of
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import Connection, bindparam, func, update
+from sqlalchemy import Connection, Table, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kaizen_server.store.schema import latency_histograms, task_rollups
+from kaizen_server.store.schema import latency_histograms, latency_histograms_daily, task_rollups, task_rollups_daily
 
 GAMMA = 1.05
 MIN_LATENCY_MS = 0.01
@@ -67,6 +67,10 @@ def percentile(histogram: dict[int, int], quantile: float, low: float = 0.0, hig
 
 def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -119,103 +123,120 @@ def deltas_for_traces(rows: Iterable[dict]) -> dict[RollupKey, RollupDelta]:
     return deltas
 
 
-def _insert_for(connection: Connection):
-    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+_ADDITIVE_COLUMNS = (
+    "trace_count", "error_count", "scored_count", "score_sum", "latency_sum",
+    "prompt_tokens_sum", "completion_tokens_sum", "total_tokens_sum",
+)
+# (rollup table, histogram table, function from an hour to the row's bucket start)
+LEVELS = (
+    (task_rollups, latency_histograms, lambda hour: hour),
+    (task_rollups_daily, latency_histograms_daily, day_of),
+)
+# {(dialect name, rollup table name): (rollup upsert, histogram upsert)}; building them costs
+# about as much as running them.
+_UPSERTS: dict[tuple[str, str], tuple] = {}
+
+
+def _upserts(dialect: str, rollups: Table, histograms: Table) -> tuple:
+    cached = _UPSERTS.get((dialect, rollups.name))
+    if cached is not None:
+        return cached
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    least = func.least if dialect == "postgresql" else func.min
+    greatest = func.greatest if dialect == "postgresql" else func.max
+
+    rollup = insert(rollups)
+    excluded = rollup.excluded
+    updates = {name: rollups.c[name] + excluded[name] for name in _ADDITIVE_COLUMNS}
+    updates["latency_min"] = least(rollups.c.latency_min, excluded.latency_min)
+    updates["latency_max"] = greatest(rollups.c.latency_max, excluded.latency_max)
+    updates["first_seen"] = least(rollups.c.first_seen, excluded.first_seen)
+    updates["last_seen"] = greatest(rollups.c.last_seen, excluded.last_seen)
+    rollup = rollup.on_conflict_do_update(index_elements=["project_id", "task", "prompt_version_id", "bucket_start"], set_=updates)
+
+    histogram = insert(histograms)
+    histogram = histogram.on_conflict_do_update(
+        index_elements=["project_id", "task", "prompt_version_id", "bucket_start", "bin"],
+        set_={"count": histograms.c["count"] + histogram.excluded["count"]},
+    )
+    _UPSERTS[(dialect, rollups.name)] = (rollup, histogram)
+    return rollup, histogram
+
+
+def _merge_by_bucket(deltas: dict[RollupKey, RollupDelta], bucket_of) -> dict[RollupKey, RollupDelta]:
+    merged: dict[RollupKey, RollupDelta] = {}
+    for (task, version, hour), delta in deltas.items():
+        key = (task, version, bucket_of(hour))
+        target = merged.get(key)
+        if target is None:
+            merged[key] = target = RollupDelta()
+        for name in _ADDITIVE_COLUMNS:
+            setattr(target, name, getattr(target, name) + getattr(delta, name))
+        target.latency_min = min(target.latency_min, delta.latency_min)
+        target.latency_max = max(target.latency_max, delta.latency_max)
+        target.first_seen = delta.first_seen if target.first_seen is None else min(target.first_seen, delta.first_seen)
+        target.last_seen = delta.last_seen if target.last_seen is None else max(target.last_seen, delta.last_seen)
+        for index, count in delta.histogram.items():
+            target.histogram[index] += count
+
+    return merged
 
 
 def apply_trace_deltas(connection: Connection, project_id: int, deltas: dict[RollupKey, RollupDelta]) -> None:
-    """Add the deltas of new traces to the rollup and histogram rows (two statements)."""
+    """Add the hourly deltas of new traces to the hourly and daily rows (four statements)."""
     if not deltas:
         return
 
-    # Sorted keys make concurrent writers lock rows in the same order, avoiding deadlocks.
-    keys = sorted(deltas)
-    insert = _insert_for(connection)
-    least = func.least if connection.dialect.name == "postgresql" else func.min
-    greatest = func.greatest if connection.dialect.name == "postgresql" else func.max
+    for rollups, histograms, bucket_of in LEVELS:
+        level_deltas = _merge_by_bucket(deltas, bucket_of)
+        # Sorted keys make concurrent writers lock rows in the same order, avoiding deadlocks.
+        keys = sorted(level_deltas)
+        rollup_upsert, histogram_upsert = _upserts(connection.dialect.name, rollups, histograms)
+        rollup_rows = []
+        for key in keys:
+            delta = level_deltas[key]
+            row = {name: getattr(delta, name) for name in _ADDITIVE_COLUMNS}
+            row.update(
+                project_id=project_id, task=key[0], prompt_version_id=key[1], bucket_start=key[2],
+                latency_min=delta.latency_min, latency_max=delta.latency_max,
+                first_seen=delta.first_seen, last_seen=delta.last_seen,
+            )
+            rollup_rows.append(row)
+        connection.execute(rollup_upsert, rollup_rows)
 
-    rollup_rows = []
-    for key in keys:
-        delta = deltas[key]
-        rollup_rows.append(
-            {
-                "project_id": project_id,
-                "task": key[0],
-                "prompt_version_id": key[1],
-                "bucket_start": key[2],
-                "trace_count": delta.trace_count,
-                "error_count": delta.error_count,
-                "scored_count": delta.scored_count,
-                "score_sum": delta.score_sum,
-                "latency_sum": delta.latency_sum,
-                "latency_min": delta.latency_min,
-                "latency_max": delta.latency_max,
-                "prompt_tokens_sum": delta.prompt_tokens_sum,
-                "completion_tokens_sum": delta.completion_tokens_sum,
-                "total_tokens_sum": delta.total_tokens_sum,
-                "first_seen": delta.first_seen,
-                "last_seen": delta.last_seen,
-            }
-        )
-    statement = insert(task_rollups)
-    excluded = statement.excluded
-    additive = ("trace_count", "error_count", "scored_count", "score_sum", "latency_sum",
-                "prompt_tokens_sum", "completion_tokens_sum", "total_tokens_sum")
-    updates = {name: task_rollups.c[name] + excluded[name] for name in additive}
-    updates["latency_min"] = least(task_rollups.c.latency_min, excluded.latency_min)
-    updates["latency_max"] = greatest(task_rollups.c.latency_max, excluded.latency_max)
-    updates["first_seen"] = least(task_rollups.c.first_seen, excluded.first_seen)
-    updates["last_seen"] = greatest(task_rollups.c.last_seen, excluded.last_seen)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["project_id", "task", "prompt_version_id", "bucket_start"], set_=updates
-        ),
-        rollup_rows,
-    )
-
-    histogram_rows = [
-        {
-            "project_id": project_id,
-            "task": key[0],
-            "prompt_version_id": key[1],
-            "bucket_start": key[2],
-            "bin": index,
-            "count": count,
-        }
-        for key in keys
-        for index, count in sorted(deltas[key].histogram.items())
-    ]
-    statement = insert(latency_histograms)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["project_id", "task", "prompt_version_id", "bucket_start", "bin"],
-            set_={"count": latency_histograms.c["count"] + statement.excluded["count"]},
-        ),
-        histogram_rows,
-    )
+        histogram_rows = [
+            {"project_id": project_id, "task": key[0], "prompt_version_id": key[1], "bucket_start": key[2], "bin": index, "count": count}
+            for key in keys
+            for index, count in sorted(level_deltas[key].histogram.items())
+        ]
+        connection.execute(histogram_upsert, histogram_rows)
 
 
 def apply_score_changes(connection: Connection, project_id: int, changes: dict[RollupKey, tuple[int, float]]) -> None:
-    """Add (scored_count, score_sum) changes, made by new latest scores, to existing rollup rows."""
-    rows = [
-        {"p": project_id, "t": key[0], "v": key[1], "b": key[2], "dc": count, "ds": total}
-        for key, (count, total) in sorted(changes.items())
-        if count != 0 or total != 0
-    ]
-    if not rows:
-        return
+    """Add (scored_count, score_sum) changes, made by new latest scores, to the existing hourly and daily rows."""
+    for rollups, _, bucket_of in LEVELS:
+        merged: dict[RollupKey, tuple[int, float]] = {}
+        for (task, version, hour), (count, total) in changes.items():
+            key = (task, version, bucket_of(hour))
+            old_count, old_total = merged.get(key, (0, 0.0))
+            merged[key] = (old_count + count, old_total + total)
+        rows = [
+            {"p": project_id, "t": key[0], "v": key[1], "b": key[2], "dc": count, "ds": total}
+            for key, (count, total) in sorted(merged.items())
+            if count != 0 or total != 0
+        ]
+        if not rows:
+            continue
 
-    statement = (
-        update(task_rollups)
-        .where(
-            task_rollups.c.project_id == bindparam("p"),
-            task_rollups.c.task == bindparam("t"),
-            task_rollups.c.prompt_version_id == bindparam("v"),
-            task_rollups.c.bucket_start == bindparam("b"),
+        statement = (
+            update(rollups)
+            .where(
+                rollups.c.project_id == bindparam("p"),
+                rollups.c.task == bindparam("t"),
+                rollups.c.prompt_version_id == bindparam("v"),
+                rollups.c.bucket_start == bindparam("b"),
+            )
+            .values(scored_count=rollups.c.scored_count + bindparam("dc"), score_sum=rollups.c.score_sum + bindparam("ds"))
         )
-        .values(
-            scored_count=task_rollups.c.scored_count + bindparam("dc"),
-            score_sum=task_rollups.c.score_sum + bindparam("ds"),
-        )
-    )
-    connection.execute(statement, rows)
+        connection.execute(statement, rows)

@@ -11,9 +11,10 @@ Layout:
 - `scores`: every score ever sent, keyed by client score id. A score may name a trace that
   has not arrived yet; it stays here and is copied onto the trace when the trace arrives.
 - `prompt_versions`: one row per distinct template text of a task, by SHA-256.
-- `task_rollups` and `latency_histograms`: per-hour sums per (task, prompt version), kept up to
-  date by ingest, so task lists, prompt-version figures and time series read a few thousand
-  rows instead of every trace.
+- `task_rollups` and `latency_histograms` (per hour), `task_rollups_daily` and
+  `latency_histograms_daily` (per UTC day): sums per (task, prompt version), kept up to date by
+  ingest, so task lists, prompt-version figures and time series read a few thousand rows
+  instead of every trace.
 
 Times are naive `DateTime` columns that always hold UTC: SQLite has no time zone type, and one
 convention on both databases keeps cursors and comparisons identical.
@@ -142,37 +143,48 @@ scores = Table(
     Index("ix_scores_project_trace", "project_id", "trace_id"),
 )
 
-task_rollups = Table(
-    "task_rollups",
-    metadata,
-    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
-    Column("task", String(1000), primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("bucket_start", DateTime, primary_key=True),
-    Column("trace_count", BigInteger, nullable=False),
-    Column("error_count", BigInteger, nullable=False),
-    Column("scored_count", BigInteger, nullable=False),
-    Column("score_sum", Float, nullable=False),
-    Column("latency_sum", Float, nullable=False),
-    Column("latency_min", Float, nullable=False),
-    Column("latency_max", Float, nullable=False),
-    Column("prompt_tokens_sum", BigInteger, nullable=False),
-    Column("completion_tokens_sum", BigInteger, nullable=False),
-    Column("total_tokens_sum", BigInteger, nullable=False),
-    Column("first_seen", DateTime, nullable=False),
-    Column("last_seen", DateTime, nullable=False),
-    Index("ix_task_rollups_project_bucket", "project_id", "bucket_start"),
-)
+def _rollup_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+        Column("task", String(1000), primary_key=True),
+        Column("prompt_version_id", Integer, primary_key=True),
+        Column("bucket_start", DateTime, primary_key=True),
+        Column("trace_count", BigInteger, nullable=False),
+        Column("error_count", BigInteger, nullable=False),
+        Column("scored_count", BigInteger, nullable=False),
+        Column("score_sum", Float, nullable=False),
+        Column("latency_sum", Float, nullable=False),
+        Column("latency_min", Float, nullable=False),
+        Column("latency_max", Float, nullable=False),
+        Column("prompt_tokens_sum", BigInteger, nullable=False),
+        Column("completion_tokens_sum", BigInteger, nullable=False),
+        Column("total_tokens_sum", BigInteger, nullable=False),
+        Column("first_seen", DateTime, nullable=False),
+        Column("last_seen", DateTime, nullable=False),
+        Index(f"ix_{name}_project_bucket", "project_id", "bucket_start"),
+    )
 
-latency_histograms = Table(
-    "latency_histograms",
-    metadata,
-    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
-    Column("task", String(1000), primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("bucket_start", DateTime, primary_key=True),
-    # Log-scale latency bin; see kaizen_server.store.rollups for the bin boundaries.
-    Column("bin", Integer, primary_key=True),
-    Column("count", BigInteger, nullable=False),
-    Index("ix_latency_histograms_project_bucket", "project_id", "bucket_start"),
-)
+
+def _histogram_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+        Column("task", String(1000), primary_key=True),
+        Column("prompt_version_id", Integer, primary_key=True),
+        Column("bucket_start", DateTime, primary_key=True),
+        # Log-scale latency bin; see kaizen_server.store.rollups for the bin boundaries.
+        Column("bin", Integer, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        Index(f"ix_{name}_project_bucket", "project_id", "bucket_start"),
+    )
+
+
+# Hourly rows serve time series by hour and the partial days at the edges of a window; daily
+# rows serve everything else, so an all-time task list reads days x tasks x versions rows.
+task_rollups = _rollup_table("task_rollups")
+task_rollups_daily = _rollup_table("task_rollups_daily")
+latency_histograms = _histogram_table("latency_histograms")
+latency_histograms_daily = _histogram_table("latency_histograms_daily")

@@ -1,9 +1,10 @@
-"""Task figures, prompt-version figures and time series, read from the hourly rollups.
+"""Task figures, prompt-version figures and time series, read from the rollups.
 
-Each request runs a fixed number of GROUP BY statements over `task_rollups` and
-`latency_histograms`, whose size grows with hours x tasks x prompt versions, not with traces.
-Windows therefore have whole-hour resolution: `since` is rounded down and `until` up to the
-hour, and the rounded window is returned with the figures.
+Each request runs a fixed number of GROUP BY statements over the rollup and histogram rows,
+whose number grows with days (or hours) x tasks x prompt versions, not with traces. Whole UTC
+days of a window read the daily rows and the partial days at its edges the hourly rows.
+Windows have whole-hour resolution: `since` is rounded down and `until` up to the hour, and
+the rounded window is returned with the figures.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, union_all
 
 from kaizen_server.store.queries import iso
-from kaizen_server.store.rollups import hour_of, percentile
-from kaizen_server.store.schema import latency_histograms, prompt_versions, task_rollups
-
-INTERVALS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-
+from kaizen_server.store.rollups import day_of, hour_of, percentile
+from kaizen_server.store.schema import (
+    latency_histograms,
+    latency_histograms_daily,
+    prompt_versions,
+    task_rollups,
+    task_rollups_daily,
+)
 
 @dataclass(frozen=True)
 class Window:
@@ -41,36 +45,74 @@ class Window:
 
 
 _SUMS = (
-    ("trace_count", task_rollups.c.trace_count),
-    ("error_count", task_rollups.c.error_count),
-    ("scored_count", task_rollups.c.scored_count),
-    ("score_sum", task_rollups.c.score_sum),
-    ("latency_sum", task_rollups.c.latency_sum),
-    ("prompt_tokens", task_rollups.c.prompt_tokens_sum),
-    ("completion_tokens", task_rollups.c.completion_tokens_sum),
-    ("total_tokens", task_rollups.c.total_tokens_sum),
+    ("trace_count", "trace_count"),
+    ("error_count", "error_count"),
+    ("scored_count", "scored_count"),
+    ("score_sum", "score_sum"),
+    ("latency_sum", "latency_sum"),
+    ("prompt_tokens", "prompt_tokens_sum"),
+    ("completion_tokens", "completion_tokens_sum"),
+    ("total_tokens", "total_tokens_sum"),
 )
+_HOURLY = (task_rollups, latency_histograms)
+_DAILY = (task_rollups_daily, latency_histograms_daily)
 
 
-def _sum_columns():
-    return [func.sum(column).label(name) for name, column in _SUMS] + [
-        func.min(task_rollups.c.latency_min).label("latency_min"),
-        func.max(task_rollups.c.latency_max).label("latency_max"),
-        func.min(task_rollups.c.first_seen).label("first_seen"),
-        func.max(task_rollups.c.last_seen).label("last_seen"),
+def _ceil_day(moment: datetime) -> datetime:
+    day = day_of(moment)
+    return day if day == moment else day + timedelta(days=1)
+
+
+def _pieces(window: Window) -> list[tuple[tuple, datetime | None, datetime | None]]:
+    """Split a window into (tables, since, until) pieces: whole UTC days read daily rows, the
+    partial days at either edge read hourly rows."""
+    if window.since is None and window.until is None:
+        return [(_DAILY, None, None)]
+
+    first_day = _ceil_day(window.since) if window.since is not None else None
+    last_day = day_of(window.until) if window.until is not None else None
+    if first_day is not None and last_day is not None and first_day >= last_day:
+        return [(_HOURLY, window.since, window.until)]
+
+    pieces = [(_DAILY, first_day, last_day)]
+    if window.since is not None and window.since < first_day:
+        pieces.append((_HOURLY, window.since, first_day))
+    if window.until is not None and last_day < window.until:
+        pieces.append((_HOURLY, last_day, window.until))
+
+    return pieces
+
+
+def _source(pieces, which: int, project_id: int, task: str | None, columns: list[str]):
+    """Return one subquery over the rollup (`which`=0) or histogram (1) rows of every piece."""
+    selects = []
+    for tables, since, until in pieces:
+        table = tables[which]
+        conditions = [table.c.project_id == project_id]
+        if task is not None:
+            conditions.append(table.c.task == task)
+        if since is not None:
+            conditions.append(table.c.bucket_start >= since)
+        if until is not None:
+            conditions.append(table.c.bucket_start < until)
+        selects.append(select(*(table.c[name] for name in columns)).where(*conditions))
+
+    combined = selects[0] if len(selects) == 1 else union_all(*selects)
+    return combined.subquery("source")
+
+
+_ROLLUP_COLUMNS = ["task", "prompt_version_id", "bucket_start", *(column for _, column in _SUMS),
+                   "latency_min", "latency_max", "first_seen", "last_seen"]
+_HISTOGRAM_COLUMNS = ["task", "prompt_version_id", "bucket_start", "bin", "count"]
+
+
+def _sum_columns(source):
+    return [func.sum(source.c[column]).label(name) for name, column in _SUMS] + [
+        func.min(source.c.latency_min).label("latency_min"),
+        func.max(source.c.latency_max).label("latency_max"),
+        func.min(source.c.first_seen).label("first_seen"),
+        func.max(source.c.last_seen).label("last_seen"),
     ]
-
-
-def _window_conditions(table, project_id: int, window: Window, task: str | None) -> list:
-    conditions = [table.c.project_id == project_id]
-    if task is not None:
-        conditions.append(table.c.task == task)
-    if window.since is not None:
-        conditions.append(table.c.bucket_start >= window.since)
-    if window.until is not None:
-        conditions.append(table.c.bucket_start < window.until)
-
-    return conditions
 
 
 class _Accumulator:
@@ -117,26 +159,27 @@ class _Accumulator:
 
 def list_tasks(connection: Connection, project_id: int, window: Window) -> list[dict]:
     """Return the figures of every task with traces in the window, by task name (two statements)."""
+    pieces = _pieces(window)
+    rollups = _source(pieces, 0, project_id, None, _ROLLUP_COLUMNS)
     rows = connection.execute(
         select(
-            task_rollups.c.task,
-            *_sum_columns(),
-            func.count(func.distinct(func.nullif(task_rollups.c.prompt_version_id, 0))).label("prompt_version_count"),
+            rollups.c.task,
+            *_sum_columns(rollups),
+            func.count(func.distinct(func.nullif(rollups.c.prompt_version_id, 0))).label("prompt_version_count"),
         )
-        .where(*_window_conditions(task_rollups, project_id, window, None))
-        .group_by(task_rollups.c.task)
-        .order_by(task_rollups.c.task)
+        .group_by(rollups.c.task)
+        .order_by(rollups.c.task)
     ).all()
-    histograms = connection.execute(
-        select(latency_histograms.c.task, latency_histograms.c.bin, func.sum(latency_histograms.c["count"]).label("n"))
-        .where(*_window_conditions(latency_histograms, project_id, window, None))
-        .group_by(latency_histograms.c.task, latency_histograms.c.bin)
+    histograms = _source(pieces, 1, project_id, None, _HISTOGRAM_COLUMNS)
+    histogram_rows = connection.execute(
+        select(histograms.c.task, histograms.c.bin, func.sum(histograms.c["count"]).label("n"))
+        .group_by(histograms.c.task, histograms.c.bin)
     )
     accumulators: dict[str, _Accumulator] = {}
     for row in rows:
         accumulator = accumulators[row.task] = _Accumulator()
         accumulator.add_row(row)
-    for row in histograms:
+    for row in histogram_rows:
         if row.task in accumulators:
             accumulators[row.task].histogram[row.bin] += int(row.n)
 
@@ -152,22 +195,22 @@ def task_detail(connection: Connection, project_id: int, task: str, window: Wind
     Four statements: rollups by version, histograms by version, the versions, and (only when
     the window is empty) whether the task exists at all.
     """
-    rows = connection.execute(
-        select(task_rollups.c.prompt_version_id, *_sum_columns())
-        .where(*_window_conditions(task_rollups, project_id, window, task))
-        .group_by(task_rollups.c.prompt_version_id)
-    ).all()
+    pieces = _pieces(window)
+    rollups = _source(pieces, 0, project_id, task, _ROLLUP_COLUMNS)
+    rows = connection.execute(select(rollups.c.prompt_version_id, *_sum_columns(rollups)).group_by(rollups.c.prompt_version_id)).all()
     if not rows:
         exists = connection.execute(
-            select(task_rollups.c.task).where(task_rollups.c.project_id == project_id, task_rollups.c.task == task).limit(1)
+            select(task_rollups_daily.c.task)
+            .where(task_rollups_daily.c.project_id == project_id, task_rollups_daily.c.task == task)
+            .limit(1)
         ).first()
         if exists is None:
             return None
 
-    histograms = connection.execute(
-        select(latency_histograms.c.prompt_version_id, latency_histograms.c.bin, func.sum(latency_histograms.c["count"]).label("n"))
-        .where(*_window_conditions(latency_histograms, project_id, window, task))
-        .group_by(latency_histograms.c.prompt_version_id, latency_histograms.c.bin)
+    histograms = _source(pieces, 1, project_id, task, _HISTOGRAM_COLUMNS)
+    histogram_rows = connection.execute(
+        select(histograms.c.prompt_version_id, histograms.c.bin, func.sum(histograms.c["count"]).label("n"))
+        .group_by(histograms.c.prompt_version_id, histograms.c.bin)
     ).all()
     version_ids = sorted(row.prompt_version_id for row in rows if row.prompt_version_id)
     versions = {}
@@ -184,7 +227,7 @@ def task_detail(connection: Connection, project_id: int, task: str, window: Wind
     for row in rows:
         total.add_row(row)
         per_version.setdefault(row.prompt_version_id, _Accumulator()).add_row(row)
-    for row in histograms:
+    for row in histogram_rows:
         total.histogram[row.bin] += int(row.n)
         if row.prompt_version_id in per_version:
             per_version[row.prompt_version_id].histogram[row.bin] += int(row.n)
@@ -206,27 +249,27 @@ def task_detail(connection: Connection, project_id: int, task: str, window: Wind
 
 
 def timeseries(connection: Connection, project_id: int, task: str | None, interval: str, window: Window) -> list[dict]:
-    """Return one point per hour or day (UTC) with traces: count, mean score, latency (two statements)."""
-    step = INTERVALS[interval]
-    rows = connection.execute(
-        select(task_rollups.c.bucket_start, *_sum_columns())
-        .where(*_window_conditions(task_rollups, project_id, window, task))
-        .group_by(task_rollups.c.bucket_start)
-    ).all()
-    histograms = connection.execute(
-        select(latency_histograms.c.bucket_start, latency_histograms.c.bin, func.sum(latency_histograms.c["count"]).label("n"))
-        .where(*_window_conditions(latency_histograms, project_id, window, task))
-        .group_by(latency_histograms.c.bucket_start, latency_histograms.c.bin)
-    )
+    """Return one point per hour or UTC day with traces: count, mean score, latency (two statements).
 
-    def point_start(moment: datetime) -> datetime:
-        return moment.replace(hour=0) if step == INTERVALS["day"] else moment
+    Daily points read the daily rows, so a window for `day` is widened to whole days.
+    """
+    if interval == "hour":
+        pieces = [(_HOURLY, window.since, window.until)]
+    else:
+        pieces = [(_DAILY, day_of(window.since) if window.since else None, _ceil_day(window.until) if window.until else None)]
+    rollups = _source(pieces, 0, project_id, task, _ROLLUP_COLUMNS)
+    rows = connection.execute(select(rollups.c.bucket_start, *_sum_columns(rollups)).group_by(rollups.c.bucket_start)).all()
+    histograms = _source(pieces, 1, project_id, task, _HISTOGRAM_COLUMNS)
+    histogram_rows = connection.execute(
+        select(histograms.c.bucket_start, histograms.c.bin, func.sum(histograms.c["count"]).label("n"))
+        .group_by(histograms.c.bucket_start, histograms.c.bin)
+    )
 
     points: dict[datetime, _Accumulator] = {}
     for row in rows:
-        points.setdefault(point_start(row.bucket_start), _Accumulator()).add_row(row)
-    for row in histograms:
-        accumulator = points.get(point_start(row.bucket_start))
+        points.setdefault(row.bucket_start, _Accumulator()).add_row(row)
+    for row in histogram_rows:
+        accumulator = points.get(row.bucket_start)
         if accumulator is not None:
             accumulator.histogram[row.bin] += int(row.n)
 

@@ -104,8 +104,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("project_id", "id", name="uq_scores_project_id_id"),
     )
     op.create_index("ix_scores_project_trace", "scores", ["project_id", "trace_id"])
+    for suffix in ("", "_daily"):
+        _create_rollup_tables(suffix)
+
+
+def _create_rollup_tables(suffix: str) -> None:
+    rollups = f"task_rollups{suffix}"
     op.create_table(
-        "task_rollups",
+        rollups,
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("task", sa.String(1000), nullable=False),
         sa.Column("prompt_version_id", sa.Integer(), nullable=False),
@@ -122,24 +128,25 @@ def upgrade() -> None:
         sa.Column("total_tokens_sum", sa.BigInteger(), nullable=False),
         sa.Column("first_seen", sa.DateTime(), nullable=False),
         sa.Column("last_seen", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="fk_task_rollups_project_id_projects"),
-        sa.PrimaryKeyConstraint("project_id", "task", "prompt_version_id", "bucket_start", name="pk_task_rollups"),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name=f"fk_{rollups}_project_id_projects"),
+        sa.PrimaryKeyConstraint("project_id", "task", "prompt_version_id", "bucket_start", name=f"pk_{rollups}"),
     )
-    op.create_index("ix_task_rollups_project_bucket", "task_rollups", ["project_id", "bucket_start"])
+    op.create_index(f"ix_{rollups}_project_bucket", rollups, ["project_id", "bucket_start"])
+    histograms = f"latency_histograms{suffix}"
     op.create_table(
-        "latency_histograms",
+        histograms,
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("task", sa.String(1000), nullable=False),
         sa.Column("prompt_version_id", sa.Integer(), nullable=False),
         sa.Column("bucket_start", sa.DateTime(), nullable=False),
         sa.Column("bin", sa.Integer(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="fk_latency_histograms_project_id_projects"),
-        sa.PrimaryKeyConstraint("project_id", "task", "prompt_version_id", "bucket_start", "bin", name="pk_latency_histograms"),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name=f"fk_{histograms}_project_id_projects"),
+        sa.PrimaryKeyConstraint("project_id", "task", "prompt_version_id", "bucket_start", "bin", name=f"pk_{histograms}"),
     )
-    op.create_index("ix_latency_histograms_project_bucket", "latency_histograms", ["project_id", "bucket_start"])
+    op.create_index(f"ix_{histograms}_project_bucket", histograms, ["project_id", "bucket_start"])
 
 
 def downgrade() -> None:
-    for table in ("latency_histograms", "task_rollups", "scores", "traces", "prompt_versions", "api_keys", "projects"):
+    for table in ("latency_histograms_daily", "task_rollups_daily", "latency_histograms", "task_rollups", "scores", "traces", "prompt_versions", "api_keys", "projects"):
         op.drop_table(table)
