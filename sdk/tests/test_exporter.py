@@ -612,3 +612,35 @@ def test_unreachable_server_retried_past_max(endpoint, exporters) -> None:
     assert exporter.flush(5)
     assert endpoint.trace_ids == [trace["id"]]
     assert exporter.stats()["retried"] == 5
+
+
+def test_event_loop_not_blocked(endpoint, exporters) -> None:
+    import asyncio
+
+    exporter = exporters(endpoint, max_batch_size=10)
+    endpoint.gate = threading.Event()  # every send hangs
+
+    async def main() -> float:
+        gaps = []
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        async def producer() -> None:
+            for _ in range(20):
+                for _ in range(50):
+                    exporter.enqueue_trace(make_trace())
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(ticker(), producer())
+        return max(gaps)
+
+    longest_gap = asyncio.run(main())
+    endpoint.gate.set()
+
+    assert longest_gap < 0.5  # generous: a blocked loop would stall for the request timeout (2 s)

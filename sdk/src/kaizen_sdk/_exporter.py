@@ -545,6 +545,11 @@ class Exporter:
                 self._record_sent(outcome, batch.items)
                 return outcome.rejected
 
+            if self._stopping:
+                # shutdown() already spooled or counted this in-flight batch. Logging from a
+                # daemon thread while the interpreter finalizes can crash it, so stay quiet.
+                return batch.items
+
             if not outcome.retryable:
                 if outcome.status == 413 and batch.items > 1:
                     return self._send_halves(batch)
@@ -566,7 +571,7 @@ class Exporter:
             # Only failures of a server that responded count. While it cannot be reached at
             # all, the batch waits until it is back, and the queue bound limits memory.
             counted_failures += 1 if outcome.counted else 0
-            if counted_failures > self.settings.max_retries or self._stopping:
+            if counted_failures > self.settings.max_retries:
                 logger.error(
                     "gave up on a batch of %d items after %d attempts (%s); dropped it",
                     batch.items,
