@@ -1,7 +1,7 @@
 """The web dashboard, served by the CT server itself at `/`.
 
-Server-rendered HTML (Jinja2 with autoescaping) with hand-written CSS and a few lines of
-JavaScript for keyboard shortcuts and the theme switch; charts are inline SVG built on the
+The pages are server-rendered HTML (Jinja2 with autoescaping) with hand-written CSS. A small
+script adds keyboard shortcuts and the theme switch, and charts are inline SVG built on the
 server. Nothing is fetched from another host, so the dashboard works offline.
 
 Modules: `auth` (sign-in, sessions, CSRF), `accounts` (users and passwords), `pages` (tasks,

@@ -37,7 +37,11 @@ def side_by_side(old: str, new: str) -> list[DiffRow]:
             new_index = new_start + offset
             has_old = old_index < old_end
             has_new = new_index < new_end
-            kind = "replace" if has_old and has_new else ("delete" if has_old else "insert")
+            kind = "replace"
+            if not has_new:
+                kind = "delete"
+            elif not has_old:
+                kind = "insert"
             rows.append(
                 DiffRow(
                     kind,

@@ -43,7 +43,7 @@ def task_url(task: str) -> str:
 
 
 def _last_user_text(trace: dict) -> str:
-    """Return the text of the last user message, which tells list rows apart better than a shared system prompt."""
+    """Return the text of the last user message: list rows that share a system prompt differ there."""
     for message in reversed(trace.get("messages") or []):
         if not isinstance(message, dict) or message.get("role") != "user":
             continue
@@ -71,7 +71,7 @@ def _sort_tasks(tasks: list[dict], column: str, descending: bool) -> list[dict]:
 
 @router.get("/")
 def overview(request: Request) -> Response:
-    """One row per task with its figures and a score sparkline, for the chosen window."""
+    """Render one row per task with its figures and a score sparkline, for the chosen window."""
     session = current_session(request)
     if session is None:
         return redirect_to_login(request)
@@ -138,7 +138,7 @@ def _parse_filters(params, errors: list[str]) -> dict:
 
 @router.get("/tasks/{task:path}")
 def task_page(request: Request, task: str) -> Response:
-    """Charts over time, prompt versions with a diff, the score histogram and the filtered trace list."""
+    """Render charts over time, prompt versions with a diff, the score histogram and the filtered trace list."""
     session = current_session(request)
     if session is None:
         return redirect_to_login(request)
@@ -195,8 +195,14 @@ def task_page(request: Request, task: str) -> Response:
     for number, version in enumerate(versions, start=1):
         version["number"] = number
     hashes = [version["prompt_version"] for version in versions if version["prompt_version"]]
-    diff_a = params.get("diff_a") if params.get("diff_a") in hashes else (hashes[-2] if len(hashes) >= 2 else None)
-    diff_b = params.get("diff_b") if params.get("diff_b") in hashes else (hashes[-1] if len(hashes) >= 2 else None)
+    # By default the diff compares the two newest versions.
+    diff_a = diff_b = None
+    if len(hashes) >= 2:
+        diff_a, diff_b = hashes[-2], hashes[-1]
+    if params.get("diff_a") in hashes:
+        diff_a = params.get("diff_a")
+    if params.get("diff_b") in hashes:
+        diff_b = params.get("diff_b")
     diff_rows = None
     if diff_a and diff_b:
         templates = {version["prompt_version"]: version["template"] or "" for version in versions}
@@ -247,7 +253,7 @@ def _trace_id_or_none(value: str) -> str | None:
 
 @router.get("/traces/{trace_id}")
 def trace_page(request: Request, trace_id: str) -> Response:
-    """The transcript, response, metadata, score history and the hand-scoring form of one trace."""
+    """Render the transcript, response, metadata, score history and hand-scoring form of one trace."""
     session = current_session(request)
     if session is None:
         return redirect_to_login(request)

@@ -1,8 +1,8 @@
 """Reads that only the dashboard needs, next to the store's own queries.
 
-Each function is one or two set-based statements whose cost does not grow with the number of
-traces in the project: sparklines read the hourly rollups, and the score histogram and the
-review-mode lookup read a bounded slice of one task's traces through the
+Each function runs one to three set-based statements, and their cost does not grow with the
+number of traces in the project. Sparklines read the hourly rollups. The score histogram and
+the review-mode lookup read a bounded slice of one task's traces through the
 (project_id, task, started_at, pk) index.
 """
 
@@ -59,9 +59,9 @@ def score_histogram(
 ) -> dict:
     """Count the latest scores of the newest `sample` traces of a task in HISTOGRAM_BINS bins of width 0.1.
 
-    Returns `bins` (counts, bin i covers [i/10, (i+1)/10), the last one includes 1.0),
-    `scored`, `read` (traces looked at) and `capped` (True when the task has more traces in
-    the window than were read, so the figures describe the newest ones only).
+    Returns `bins` (counts: bin i covers [i/10, (i+1)/10), and the last one includes 1.0),
+    `scored`, and `read` (traces looked at). `capped` is True when the task has more traces
+    in the window than were read, so the figures describe the newest ones only.
     """
     conditions = [traces.c.project_id == project_id, traces.c.task == task]
     if since is not None:

@@ -126,7 +126,7 @@ environment.globals.update(query_string=query_string, preview_chars=PREVIEW_CHAR
 
 
 def theme_of(request: Request) -> str | None:
-    """The theme chosen with the theme switch, or None to follow the browser's preference."""
+    """Return the theme chosen with the theme switch, or None to follow the browser's preference."""
     theme = request.cookies.get(THEME_COOKIE)
     return theme if theme in THEMES else None
 

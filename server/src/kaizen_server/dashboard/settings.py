@@ -111,7 +111,7 @@ def revoke_key(request: Request, key_id: str, csrf_token: str = Form("")) -> Res
 
     store.revoke_key(str(record.id))
     logger.info("dashboard revoked API key id=%d of project %r for %s", record.id, session.project, session.signed_in_as)
-    # Revoking the key this session signed in with ends the session; the next page asks to sign in.
+    # Revoking the key this session signed in with ends the session, so the next page is the sign-in form.
     return RedirectResponse(f"/settings?revoked={record.prefix}", status_code=303)
 
 

@@ -15,7 +15,7 @@ users = Table(
     "users",
     metadata,
     Column("id", Integer, primary_key=True),
-    # A user signs in to one project and sees only that project's data.
+    # A user signs in to one project and reads only that project's data.
     Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
     Column("username", String(200), nullable=False, unique=True),
     # "scrypt$N$r$p$salt$hash" with base64 salt and hash; see kaizen_server.dashboard.accounts.
@@ -30,7 +30,7 @@ dashboard_sessions = Table(
     # SHA-256 of the random session token in the cookie; the token itself is never stored.
     Column("token_hash", String(64), primary_key=True),
     Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
-    # Exactly one of user_id and api_key_id says how the session signed in.
+    # Exactly one of user_id and api_key_id is set: the user or the API key that signed in.
     Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
     Column("api_key_id", Integer, ForeignKey("api_keys.id"), nullable=True),
     Column("csrf_token", String(64), nullable=False),
