@@ -152,12 +152,12 @@ def test_tool_calls_captured(collector, connection):
 
 
 def test_error_propagates(collector, connection):
-    with pytest.raises(litellm.exceptions.InternalServerError) as caught:
+    # litellm 1.53 raises APIError for a 500, later releases InternalServerError.
+    with pytest.raises((litellm.exceptions.InternalServerError, litellm.exceptions.APIError)) as caught:
         litellm.completion(
             model="openai/error-500", messages=[{"role": "user", "content": TRIAGE_PROMPT}], num_retries=0, max_retries=0, **connection
         )
-    assert collector.last["error"].startswith("InternalServerError: ")
-    assert str(caught.value) in collector.last["error"]
+    assert collector.last["error"] == f"{type(caught.value).__name__}: {caught.value}"
 
 
 async def test_acompletion_traced(collector, connection):

@@ -1,9 +1,10 @@
-"""Where litellm keeps what the integration patches, in each supported release (1.50 to 1.x).
+"""Where litellm keeps what the integration patches, in each supported release (1.53.1 to 1.x).
 
 ``litellm.completion`` and ``litellm.acompletion`` are module attributes in every supported
-release: plain functions from ``litellm.main`` before the native dispatcher, and from
-``litellm.chat_completions.dispatch`` after (that one returns a coroutine when called
-with ``acompletion=True``). The stream class ``CustomStreamWrapper`` moved from
+release: plain functions from ``litellm.main`` in 1.53, and from
+``litellm.chat_completions.dispatch`` in the newest releases (that one returns a coroutine
+when called with ``acompletion=True``). litellm 1.53 calls openai's client underneath for
+``openai/`` models; the newest releases do not. The stream class ``CustomStreamWrapper`` moved from
 ``litellm.utils`` to ``litellm.litellm_core_utils.streaming_handler`` and is re-exported
 by ``litellm.utils`` in every supported release.
 """

@@ -1,15 +1,16 @@
-"""Where the patched classes live in each supported openai release (1.40 to 3.x).
+"""Where the patched classes live in each supported openai release (1.109.1 to 3.x).
 
 Every difference between openai versions is resolved here, so the rest of the
-integration never checks a version:
+integration never checks a version. The test suite runs against openai 1.109.1 and the
+newest release:
 
-- ``Completions`` / ``AsyncCompletions`` live in ``openai.resources.chat.completions``
-  in every supported release (a module before 1.66, a package after).
-- ``chat.completions.parse`` (structured outputs) moved out of ``client.beta`` in 1.92;
-  before that it lives on ``openai.resources.beta.chat.completions.Completions``.
-- The Responses API (``openai.resources.responses``) appeared in 1.66.
+- ``Completions`` / ``AsyncCompletions`` live in ``openai.resources.chat.completions``.
+- ``chat.completions.parse`` (structured outputs) is on those classes (releases before
+  1.92 kept it under ``client.beta``; they are below the supported range).
+- The Responses API lives in ``openai.resources.responses``.
 - ``.with_raw_response`` returns ``LegacyAPIResponse``; ``.with_streaming_response``
-  returns ``APIResponse`` / ``AsyncAPIResponse``; both classes exist in every release.
+  returns ``APIResponse`` / ``AsyncAPIResponse``. Their parse cache (``_parsed_by_type``)
+  and default parse type (``_cast_to``) are private attributes read only here.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ def targets() -> list[Target]:
     """Return the methods to patch in the installed openai release."""
     found: list[Target] = []
     chat = "openai.resources.chat.completions"
-    beta_chat = "openai.resources.beta.chat.completions"
     responses = "openai.resources.responses"
 
     for class_name, is_async in (("Completions", False), ("AsyncCompletions", True)):
@@ -54,9 +54,6 @@ def targets() -> list[Target]:
             found.append(Target(owner, "create", "chat", is_async))
             if "parse" in vars(owner):
                 found.append(Target(owner, "parse", "chat", is_async))
-        beta = _class(beta_chat, class_name)
-        if beta is not None and beta is not owner and "parse" in vars(beta):
-            found.append(Target(beta, "parse", "chat", is_async))
 
     for class_name, is_async in (("Responses", False), ("AsyncResponses", True)):
         owner = _class(responses, class_name)
