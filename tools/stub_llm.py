@@ -1,7 +1,7 @@
 """An OpenAI-compatible stub LLM server on 127.0.0.1, for tests and the demo.
 
 Standard library only (``http.server``), so it runs in any environment and never reaches
-the network: it binds the loopback interface and computes every answer locally. Replies
+the network: it binds the loopback interface and computes every reply locally. Replies
 are deterministic: the text is derived from the last user message, and token counts are
 word counts, so tests can assert exact values.
 

@@ -560,3 +560,16 @@ def test_unsupported_module_rejected():
         kaizen_sdk.instrument(json)
     with pytest.raises(ValueError, match="cannot instrument"):
         kaizen_sdk.uninstrument(json)
+
+
+def test_streaming_response_read_raw(collector, client):
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": QUESTION}], stream=True
+    ) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    del response
+    gc.collect()
+    assert len(collector.traces) == 1
+    assert collector.last["incomplete"] is True
+    assert collector.last["error"] is None

@@ -98,7 +98,7 @@ def instrument(
     """Patch ``library`` (the imported ``openai``, ``litellm``, ``langchain`` or ``langchain_core``
     module) so that each LLM call made through it is traced.
 
-    ``task_map`` maps the variable that holds a prompt to a task name; with
+    ``task_map`` maps the variable that contains a prompt to a task name; with
     ``ignore_unmapped=True`` calls whose variable is not in ``task_map`` are not traced.
     ``api_key`` / ``base_url`` and the other exporter keywords override the ``KAIZEN_*``
     environment variables. Calling it again patches nothing twice. Raises ``ValueError``

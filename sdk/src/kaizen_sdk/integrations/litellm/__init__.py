@@ -1,8 +1,8 @@
 """litellm integration: ``litellm.completion`` and ``litellm.acompletion``, streamed or not.
 
 The patches replace the attributes of the ``litellm`` module. Code that ran
-``from litellm import completion`` before ``instrument(litellm)`` holds the original
-function and is not traced; importing after ``instrument()`` (or calling
+``from litellm import completion`` before ``instrument(litellm)`` keeps a reference to
+the original function and is not traced; importing after ``instrument()`` (or calling
 ``litellm.completion(...)``) is.
 """
 

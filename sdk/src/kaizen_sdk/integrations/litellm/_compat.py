@@ -1,4 +1,4 @@
-"""Where litellm keeps what the integration patches, in each supported release (1.53.1 to 1.x).
+"""Locations of what the litellm integration patches, in each supported release (1.53.1 to 1.x).
 
 ``litellm.completion`` and ``litellm.acompletion`` are module attributes in every supported
 release: plain functions from ``litellm.main`` in 1.53, and from

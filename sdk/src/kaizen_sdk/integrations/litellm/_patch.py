@@ -3,9 +3,10 @@
 litellm returns a ``ModelResponse`` (the OpenAI chat shape, read by ``integrations._chat``)
 or, with ``stream=True``, a ``CustomStreamWrapper`` that is iterated with ``for`` or
 ``async for`` and is wrapped in a ``StreamProxy``. ``acompletion`` runs the sync path in a
-thread pool for some providers and may call openai underneath for others; the span is
-started on the caller's thread before that, and the active-span context variable, which
-litellm copies into its executor, keeps those inner calls from being traced twice.
+thread pool for some providers and may call openai underneath for others. The span is
+started on the caller's thread before either happens. litellm copies the context into its
+executor, so the active-span context variable keeps those inner calls from being traced
+twice.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where the patched classes live in each supported openai release (1.109.1 to 3.x).
+"""Locations of the patched classes in each supported openai release (1.109.1 to 3.x).
 
 Every difference between openai versions is resolved here, so the rest of the
 integration never checks a version. The test suite runs against openai 1.109.1 and the
