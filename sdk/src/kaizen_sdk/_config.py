@@ -1,7 +1,7 @@
 """Exporter settings: explicit keywords, then `KAIZEN_*` environment variables, then defaults.
 
-`resolve_settings()` is the only place that reads the environment, so the rest of the SDK
-works from one frozen `Settings` value and tests can build one directly. Every setting except
+`resolve_settings()` reads the environment once, when `instrument()` runs, so the rest of
+the SDK works from one frozen `Settings` value and tests can build one directly. Every setting except
 `redact` (a callable) has an environment variable named `KAIZEN_` plus the keyword in upper
 case. Invalid values raise `ValueError` at `instrument()` time, naming the value and the
 expected range, because a typo in a setting should fail loudly once rather than make tracing
