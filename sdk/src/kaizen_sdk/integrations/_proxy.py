@@ -123,7 +123,14 @@ class StreamProxy:
         self._kaizen_state.feed(chunk)
         return chunk
 
+    def _require(self, method: str, protocol: str) -> None:
+        # The same error Python raises for the bare stream, so `with` behaves as without us.
+        if not hasattr(type(self.__wrapped__), method):
+            name = type(self.__wrapped__).__name__
+            raise TypeError(f"'{name}' object does not support the {protocol} protocol")
+
     def __enter__(self) -> StreamProxy:
+        self._require("__enter__", "context manager")
         self.__wrapped__.__enter__()
         return self
 
@@ -161,6 +168,7 @@ class StreamProxy:
         return chunk
 
     async def __aenter__(self) -> StreamProxy:
+        self._require("__aenter__", "asynchronous context manager")
         await self.__wrapped__.__aenter__()
         return self
 

@@ -10,6 +10,7 @@ through it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from kaizen_sdk import _patching
@@ -17,6 +18,8 @@ from kaizen_sdk._tracer import InstrumentOptions
 from kaizen_sdk.integrations.openai import _compat, _patch
 
 __all__ = ["install", "uninstall"]
+
+logger = logging.getLogger("kaizen_sdk.instrument")
 
 _patched: list[tuple[type, str]] = []
 
@@ -28,8 +31,17 @@ def install(options: Callable[[], InstrumentOptions]) -> None:
             _patch.set_options(options)
             return
 
+        targets = _compat.targets()
+        if not targets:
+            import openai
+
+            logger.warning(
+                "openai %s has no chat completions or Responses API class where the SDK looks for it; "
+                "nothing is traced. Supported releases: openai>=1.109.1,<4",
+                getattr(openai, "__version__", "(unknown version)"),
+            )
         try:
-            for target in _compat.targets():
+            for target in targets:
                 if _patching.wrap(target.owner, target.name, _patch.call_wrapper(target.api, target.is_async)):
                     _patched.append((target.owner, target.name))
             for cls, is_async in _compat.raw_response_classes():
