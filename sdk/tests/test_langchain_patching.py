@@ -602,7 +602,6 @@ def test_unsupported_release_rejected():
 
 def test_no_state_left_after_many_calls(traces):
     import gc
-    import tracemalloc
 
     chat, failing = EchoChat(), FreshErrorChat()
 
@@ -617,15 +616,13 @@ def test_no_state_left_after_many_calls(traces):
     mixed_calls(100)
     traces.clear()
     gc.collect()
-    tracemalloc.start()
-    before, _ = tracemalloc.get_traced_memory()
+    before = len(gc.get_objects())
     mixed_calls(400)
     traces.clear()
     gc.collect()
-    after, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    after = len(gc.get_objects())
 
     assert len(_tracer._open_spans) == 0
     assert len(_result._entries) == 0
-    # NOTE: a leak of one small object per call (about 100 bytes) stays under this bound.
-    assert after - before < 64 * 1024
+    # 1,200 calls: one object left behind per call would add at least 1,200.
+    assert after - before < 300
