@@ -244,3 +244,28 @@ def test_no_exporter_drops_quietly(monkeypatch, detection):
     span = start_span("openai", MESSAGES, model="m", options=InstrumentOptions())
     span.end()
     assert span.ended
+
+
+def test_audio_and_file_replaced(collector, detection):
+    import base64
+
+    audio = base64.b64encode(b"RIFF" + bytes(3000)).decode()
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF" + bytes(3000)).decode()
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+                {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}},
+                {"type": "input_file", "file_data": pdf, "filename": "b.pdf"},
+            ],
+        }
+    ]
+    span = start_span("openai", messages, model="m", options=InstrumentOptions())
+    span.end()
+    parts = collector.traces[0]["messages"][0]["content"]
+    assert parts[0] == {"type": "media_ref", "media_type": "wav", "bytes": 3004, "sha256": parts[0]["sha256"]}
+    assert parts[1]["type"] == "media_ref"
+    assert parts[1]["media_type"] == "application/pdf"
+    assert parts[1]["bytes"] == 3004
+    assert parts[2] == parts[1]

@@ -105,55 +105,60 @@ def log_failure(key: str, message: str, exc: BaseException | None = None) -> Non
 _DATA_URL = re.compile(r"^data:(?P<media_type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,", re.IGNORECASE)
 
 
-def _media_ref(data_url: str) -> dict[str, Any] | None:
-    """Return an ``image_ref`` part for a base64 data URL, or None when it is not one."""
-    match = _DATA_URL.match(data_url)
-    if match is None:
-        return None
-
-    payload = data_url[match.end():]
+def _reference(payload: str, media_type: str, kind: str) -> dict[str, Any]:
+    """Return a reference part (type, media type, decoded size, SHA-256) for base64 data."""
     try:
         raw = base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
         raw = payload.encode("ascii", "replace")
-    return {
-        "type": "image_ref",
-        "media_type": match.group("media_type") or "application/octet-stream",
-        "bytes": len(raw),
-        "sha256": hashlib.sha256(raw).hexdigest(),
-    }
+    return {"type": kind, "media_type": media_type, "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def _media_ref(data_url: str, kind: str = "image_ref") -> dict[str, Any] | None:
+    """Return a reference part for a base64 data URL, or None when it is not one."""
+    match = _DATA_URL.match(data_url)
+    if match is None:
+        return None
+
+    media_type = match.group("media_type") or "application/octet-stream"
+    return _reference(data_url[match.end():], media_type, kind)
+
+
+# Shortest inline payload replaced by a reference; shorter strings are kept as they are.
+_MIN_INLINE_CHARS = 256
 
 
 def _replace_media(part: Any) -> Any:
-    """Replace base64 media inside one content part by a reference with its size and hash."""
+    """Replace base64 media inside one content part by a reference with its size and hash.
+
+    Images become ``image_ref`` parts; inline audio and files become ``media_ref`` parts
+    with the same fields. URLs that are not ``data:`` URLs are kept.
+    """
     if not isinstance(part, dict):
         return part
 
     kind = part.get("type")
-    if kind == "image_url":
+    if kind in ("image_url", "input_image"):
         image = part.get("image_url")
         url = image.get("url") if isinstance(image, dict) else image
-        if isinstance(url, str):
-            ref = _media_ref(url)
-            if ref is not None:
-                return ref
-        return part
-    if kind == "input_image" and isinstance(part.get("image_url"), str):
-        ref = _media_ref(part["image_url"])
+        ref = _media_ref(url) if isinstance(url, str) else None
         return ref if ref is not None else part
-    if kind in ("input_audio", "file", "input_file"):
-        # Audio and file parts carry raw base64 in a nested "data" / "file_data" field.
-        inner = part.get(kind) if isinstance(part.get(kind), dict) else part
-        for key in ("data", "file_data"):
-            value = inner.get(key) if isinstance(inner, dict) else None
-            if isinstance(value, str) and len(value) > 256:
-                raw = value.encode("ascii", "replace")
-                return {
-                    "type": "media_ref",
-                    "media_type": str(inner.get("format") or inner.get("mime_type") or kind),
-                    "bytes": len(raw) * 3 // 4,
-                    "sha256": hashlib.sha256(raw).hexdigest(),
-                }
+    if kind not in ("input_audio", "file", "input_file"):
+        return part
+
+    # Audio and file parts carry base64 in a "data" or "file_data" field, nested under the
+    # part type in the chat shape ({"type": "file", "file": {...}}) and flat in the
+    # Responses API shape; "file_data" may itself be a data URL.
+    inner = part.get(kind) if isinstance(part.get(kind), dict) else part
+    for key in ("data", "file_data"):
+        value = inner.get(key)
+        if not isinstance(value, str) or len(value) < _MIN_INLINE_CHARS:
+            continue
+        ref = _media_ref(value, "media_ref")
+        if ref is not None:
+            return ref
+        media_type = inner.get("format") or inner.get("mime_type") or kind
+        return _reference(value, str(media_type), "media_ref")
     return part
 
 
