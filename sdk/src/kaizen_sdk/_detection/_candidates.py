@@ -90,7 +90,7 @@ class Candidate:
         self.name = name
         self.path = path
         self.scope = scope
-        self.frame_index = frame_index  # the innermost frame that sees the name: ranks candidates
+        self.frame_index = frame_index  # the innermost frame whose namespaces contain the name: ranks candidates
         self.report_index = frame_index  # the frame whose code reads the name: reported as file and line
         self.indirection = indirection  # 0 a plain name, 1 an attribute or dict value, 2 a chain's prompt
         self.text = value if template is None else None
@@ -124,13 +124,13 @@ class IndexedGroup:
         self.prefix_path = prefix_path  # "prompts", "self", "Bot" or ""
         self.prefix_steps = prefix_steps
         self.frame_index = frame_index
-        self.indirection = indirection  # the least indirection of its entries: 1 for attributes
+        self.indirection = indirection  # the minimum indirection of its entries: 1 for attributes
         self.order = order
         self.module_globals = module_globals  # the globals whose functions may read the entry names
 
 
 class CodeInfo:
-    """What detection needs from a code object, computed once per code object."""
+    """Facts about one code object that detection reads on every call: parameters, names read, kind."""
 
     __slots__ = ("name", "params", "self_name", "referenced", "named", "module_level")
 

@@ -43,7 +43,7 @@ _site_winners: dict[tuple, list[Candidate]] = {}
 
 @dataclass(frozen=True)
 class Detection:
-    """Where a call's task name came from."""
+    """The task name of one LLM call and the evidence for it."""
 
     task: str  # detected name, before task_map
     rule: str  # "template" | "fixed_prompt" | "function" | "module" | "override"
@@ -69,7 +69,16 @@ def detect_task(messages: list[dict], *, skip_frames: int = 0) -> Detection:
         detection = Detection(UNNAMED_TASK, RULE_MODULE, None, None, None, None, None)
 
     if override is not None:
-        return replace(detection, task=override, rule=RULE_OVERRIDE)
+        detection = replace(detection, task=override, rule=RULE_OVERRIDE)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "task %r (rule %s, variable %s) at %s:%s",
+            detection.task,
+            detection.rule,
+            detection.variable,
+            detection.file,
+            detection.line,
+        )
     return detection
 
 
@@ -79,8 +88,8 @@ def _detect(messages: Any, start: FrameType | None) -> Detection:
         message_list = list(messages) if isinstance(messages, (list, tuple)) else []
 
         # Fast path: the same chain of call sites usually sends the same prompt. A winner
-        # cached for it still names the call when its name holds the same object and that
-        # object still matches the last user message.
+        # cached for it still names the call when its name still refers to the same object
+        # and that object still matches the last user message.
         site = tuple([(frame.f_code, frame.f_lasti) for frame in frames])
         winners = _site_winners.get(site)
         if winners:
@@ -126,7 +135,7 @@ def _from_choice(choice: Choice, frames: list[FrameType]) -> Detection:
 
 def _remember(site: tuple, candidate: Candidate) -> None:
     # NOTE: the fast path does not look for a better candidate that appeared after the
-    # winner was cached (a new global bound while the app runs); such a change shows up
+    # winner was cached, such as a global bound while the app runs. Such a change shows up
     # once the cached winner stops matching.
     winners = _site_winners.get(site)
     if winners is None:

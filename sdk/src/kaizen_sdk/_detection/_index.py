@@ -103,7 +103,12 @@ def _dict_entries(name: str, path: str, steps: Steps, mapping: dict, order: int,
 
     entries: list[Entry] = []
     for key, value in islice(mapping.items(), MAX_DICT_ITEMS):
-        key_name = key if isinstance(key, str) else key.name if isinstance(key, enum.Enum) else None
+        if isinstance(key, str):
+            key_name = key
+        elif isinstance(key, enum.Enum):
+            key_name = key.name
+        else:
+            continue
         if not key_name:
             continue
         item_path = f'{path}["{key_name}"]' if isinstance(key, str) else f"{path}[{type(key).__name__}.{key_name}]"
@@ -198,8 +203,9 @@ class NamespaceIndex:
     def still_valid(self, size: int) -> bool:
         """Return True while the namespace has the same size and every indexed value is still bound.
 
-        Runs on every call, so the top-level names are compared in one C-level pass; a
-        rebound global (a test's monkeypatch, a reloaded prompt) rebuilds the index.
+        Runs on every call, so the top-level names are compared in one C-level pass. A
+        rebound global (a test's monkeypatch, a reloaded prompt) makes it False, and the
+        caller rebuilds the index.
         """
         if size != self.size:
             return False
