@@ -1,7 +1,7 @@
 """Reads that only the dashboard needs, next to the store's own queries.
 
 Each function runs one to three set-based statements, and their cost does not grow with the
-number of traces in the project. Sparklines read the hourly rollups. The score histogram and
+number of traces in the project. Sparklines read the hourly or daily rollups. The score histogram and
 the review-mode lookup read a bounded slice of one task's traces through the
 (project_id, task, started_at, pk) index.
 """
@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from kaizen_server.store.rollups import hour_of
-from kaizen_server.store.schema import task_rollups, traces
+from kaizen_server.store.rollups import day_of, hour_of
+from kaizen_server.store.schema import task_rollups, task_rollups_daily, traces
 
 # The score histogram reads at most this many of the newest traces of a task in the window.
 HISTOGRAM_SAMPLE = 20_000
@@ -28,18 +28,21 @@ SPARKLINE_MAX_DAYS = 30
 def sparkline_series(connection: Connection, project_id: int, since: datetime, now: datetime, step: timedelta) -> dict[str, list[float | None]]:
     """Return each task's mean score per `step` from `since` to `now` (None where nothing was scored).
 
-    One GROUP BY over the hourly rollups; the hours are folded into steps here.
+    One GROUP BY over the rollups, folded into steps here. Steps of whole days read the daily
+    rows, which are 24 times fewer than the hourly ones over the same days.
     """
-    since = hour_of(since)
+    daily = step >= timedelta(days=1) and step % timedelta(days=1) == timedelta(0)
+    table = task_rollups_daily if daily else task_rollups
+    since = day_of(since) if daily else hour_of(since)
     rows = connection.execute(
         select(
-            task_rollups.c.task,
-            task_rollups.c.bucket_start,
-            func.sum(task_rollups.c.scored_count).label("scored"),
-            func.sum(task_rollups.c.score_sum).label("score_sum"),
+            table.c.task,
+            table.c.bucket_start,
+            func.sum(table.c.scored_count).label("scored"),
+            func.sum(table.c.score_sum).label("score_sum"),
         )
-        .where(task_rollups.c.project_id == project_id, task_rollups.c.bucket_start >= since)
-        .group_by(task_rollups.c.task, task_rollups.c.bucket_start)
+        .where(table.c.project_id == project_id, table.c.bucket_start >= since)
+        .group_by(table.c.task, table.c.bucket_start)
     )
     slots = max(1, int((now - since) / step) + 1)
     sums: dict[str, list[list[float]]] = defaultdict(lambda: [[0.0, 0.0] for _ in range(slots)])
