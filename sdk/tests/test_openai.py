@@ -573,3 +573,16 @@ def test_streaming_response_read_raw(collector, client):
     assert len(collector.traces) == 1
     assert collector.last["incomplete"] is True
     assert collector.last["error"] is None
+
+
+def test_stream_copies_as_unpatched(collector, client, stub):
+    operations = (("deepcopy", copy.deepcopy), ("pickle", pickle.dumps), ("copy", copy.copy))
+    traced = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}], stream=True)
+    patched = {name: copy_outcome(action, traced) for name, action in operations}
+    kaizen_sdk.uninstrument(openai)
+    bare = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}], stream=True)
+    plain = {name: copy_outcome(action, bare) for name, action in operations}
+    assert patched == plain
+    assert isinstance(copy.copy(traced), openai.Stream)
+    traced.close()
+    bare.close()

@@ -16,6 +16,7 @@ The end logic lives in ``_StreamState``, which holds no reference to the proxy, 
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from typing import Any, Protocol
@@ -97,6 +98,17 @@ class StreamProxy:
 
     def __dir__(self) -> list[str]:
         return dir(self.__wrapped__)
+
+    # Copying or pickling a proxy does what it does to the bare stream: the same copy, or
+    # the same error. A copy is the library's object and is not traced.
+    def __copy__(self) -> Any:
+        return copy.copy(self.__wrapped__)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return copy.deepcopy(self.__wrapped__, memo)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.__wrapped__.__reduce_ex__(protocol)
 
     def _kaizen_end(self, *, incomplete: bool, error: BaseException | None = None) -> None:
         self._kaizen_state.finish(incomplete=incomplete, error=error)
