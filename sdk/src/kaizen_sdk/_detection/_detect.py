@@ -94,7 +94,10 @@ def _detect(messages: Any, start: FrameType | None) -> Detection:
         winners = _site_winners.get(site)
         if winners:
             for candidate in winners:
-                if resolve(candidate.locator, frames) is not candidate.value:
+                value = resolve(candidate.locator, frames)
+                if value is not candidate.value and not (type(value) is str and value == candidate.value):
+                    # An equal string counts: each new instance builds its own copy of
+                    # `self.prompt_template`.
                     continue
                 choice = rematch(candidate, message_list)
                 if choice is not None:

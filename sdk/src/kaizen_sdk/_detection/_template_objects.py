@@ -103,6 +103,15 @@ def _declared_fields(cls: type) -> set[str]:
 
 def template_object(value: Any, kind: str) -> TemplateObject | None:
     """Return the parts of a template object, cached per object; None when it has no usable text."""
+    if kind == KIND_CHAIN:
+        # Chains are often built per call (`chain = PROMPT | llm`) and hold the model client,
+        # so they are not cached; their prompt is.
+        try:
+            return _extract(value, kind)
+        except Exception as exc:  # a foreign object may fail in any way; detection must not
+            logger.debug("could not read the prompt of a %s chain: %r", type(value).__name__, exc)
+            return None
+
     cached = _parts_by_id.get(id(value))
     if cached is not None and cached[0] is value:
         return cached[1]
