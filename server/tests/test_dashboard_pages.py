@@ -28,6 +28,14 @@ def test_empty_project_shows_the_snippet(browser):
     assert "kaizen_sdk.instrument(openai)" in page.text
 
 
+def test_quiet_window_links_to_all_time(browser, api):
+    api.ingest([make_trace(task="LAST_MONTH_PROMPT", started_at=hours_ago(24 * 20))])
+    page = browser.get("/?window=24h")
+    assert "No traces in the last 24 hours." in page.text
+    assert "No traces yet" not in page.text
+    assert "LAST_MONTH_PROMPT" in browser.get("/?window=all").text
+
+
 def test_overview_lists_figures(browser, api):
     traces = [make_trace(latency_ms=100.0 + index) for index in range(4)]
     traces.append(make_trace(error="ValueError: bad", response_text=None))

@@ -23,7 +23,7 @@ from kaizen_server.dashboard.auth import Session, csrf_ok, current_session, redi
 from kaizen_server.dashboard.diff import side_by_side
 from kaizen_server.dashboard.render import render
 from kaizen_server.dashboard.windows import CHOICES, choose, since_of, store_window
-from kaizen_server.store import InvalidCursor, TraceFilter, read
+from kaizen_server.store import InvalidCursor, TraceFilter, Window, read
 from kaizen_server.wire import ScoreIn, normalize_uuid, utc_now
 
 logger = logging.getLogger("kaizen_server.dashboard.pages")
@@ -84,6 +84,8 @@ def overview(request: Request) -> Response:
     now = utc_now()
 
     tasks = store.list_tasks(session.project_id, store_window(window, now))
+    # Only an empty window costs this one more query, which separates "nothing lately" from "nothing yet".
+    has_older = bool(not tasks and window.length is not None and store.list_tasks(session.project_id, Window()))
     sparkline_since = since_of(window, now) or now - window.sparkline_step * queries.SPARKLINE_MAX_DAYS
     with read(store.engine) as connection:
         trends = queries.sparkline_series(connection, session.project_id, sparkline_since, now, window.sparkline_step)
@@ -94,7 +96,7 @@ def overview(request: Request) -> Response:
     return render(
         request, "overview.html", session=session, tasks=_sort_tasks(tasks, column, descending), window=window,
         windows=CHOICES.values(), sort=column, order="desc" if descending else "asc",
-        base_url=str(request.base_url).rstrip("/"),
+        base_url=str(request.base_url).rstrip("/"), has_older=has_older,
     )
 
 
