@@ -1,4 +1,4 @@
-"""Bad input: each case gets a clear answer and loses nothing already stored."""
+"""Bad input: each case gets a clear error or warning and loses nothing already stored."""
 
 from __future__ import annotations
 

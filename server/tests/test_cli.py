@@ -143,7 +143,7 @@ def _kaizen() -> list[str]:
 
 
 def test_serve_with_workers(store, tmp_path):
-    """Two worker processes on one database both answer and ingest without losing traces."""
+    """Two worker processes on one database serve requests and lose no trace."""
     key, _ = store.create_key(f"serve-{uuid.uuid4().hex[:8]}", "serve")
     port = _free_port()
     log_path = tmp_path / "serve.log"
@@ -175,3 +175,24 @@ def test_serve_with_workers(store, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_retention_setting_prunes_at_start(store, api):
+    from fastapi.testclient import TestClient
+
+    from kaizen_server.api import create_app
+    from kaizen_server.config import Settings
+
+    now = datetime.now(timezone.utc)
+    old = make_trace(task="RETAINED", started_at=(now - timedelta(days=10)).isoformat())
+    recent = make_trace(task="RETAINED", started_at=now.isoformat())
+    api.ingest([old, recent])
+
+    app = create_app(Settings(database_url=store.url, retention_days=5), store=store)
+    with TestClient(app):
+        deadline = time.monotonic() + 10
+        while api.get(f"/api/v1/traces/{old['id']}").status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert api.get(f"/api/v1/traces/{old['id']}").status_code == 404
+    assert api.get(f"/api/v1/traces/{recent['id']}").status_code == 200

@@ -120,7 +120,11 @@ def check_structure(value: Any, path: str, depth: int = 0) -> None:
         raise UnstorableValue(f"field '{path}' is nested more than {MAX_JSON_DEPTH} levels deep; flatten it")
 
     for item in value.values() if isinstance(value, dict) else value:
-        if isinstance(item, (list, dict, float)):
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                raise UnstorableValue(f"field '{path}' contains the number {item!r}; send finite numbers only")
+        elif kind is dict or kind is list:
             check_structure(item, path, depth + 1)
 
 

@@ -27,7 +27,7 @@ def authenticate(
     header_key: str | None = Depends(api_key_header),
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
 ) -> ApiKey:
-    """Return the record of the request's API key, or raise a 401 problem that says why."""
+    """Return the record of the request's API key, or raise a 401 problem with the reason."""
     key = header_key or (credentials.credentials if credentials is not None else None)
     if not key:
         raise Problem(401, "missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'; create one with `kaizen keys create`", headers=_CHALLENGE)

@@ -1,7 +1,7 @@
 """Errors as RFC 9457 problem details (`application/problem+json`).
 
 Every error response has `title` (the HTTP reason), `status` and a `detail` sentence that
-names the bad value and the fix; validation errors add `errors`, one entry per bad field.
+names the bad value and the fix. Validation errors add `errors`, one entry per bad field.
 Unexpected exceptions are logged with the request path and answered 500 without internals.
 """
 
@@ -22,7 +22,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class Problem(Exception):
-    """An error answered as a problem document with `status` and `detail`."""
+    """An error sent to the client as a problem document with `status` and `detail`."""
 
     def __init__(self, status: int, detail: str, *, errors: list[dict] | None = None, headers: dict[str, str] | None = None):
         super().__init__(detail)

@@ -1,8 +1,8 @@
 """`POST /api/v1/ingest`: a batch of traces and scores with one result per item.
 
-The body is read here rather than by FastAPI so that (1) the byte limit is enforced while
-reading, before a huge body sits in memory, and (2) each item is validated on its own: a bad
-item is rejected with its reason and the others are stored. The OpenAPI document still shows
+The body is read here rather than by FastAPI for two reasons. The byte limit is enforced while
+reading, before a huge body sits in memory. And each item is validated on its own, so a bad
+item is rejected with its reason while the others are stored. The OpenAPI document still shows
 the full request schema (`IngestRequest`).
 """
 
@@ -41,7 +41,7 @@ _CLEANING_NEEDED = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 async def read_limited_body(request: Request, max_bytes: int) -> bytes:
-    """Read the request body, answering 413 as soon as it exceeds `max_bytes`."""
+    """Read the request body; raise a 413 problem as soon as it exceeds `max_bytes`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise Problem(413, f"request body of {int(declared)} bytes exceeds the limit of {max_bytes} bytes; send smaller batches")
@@ -121,7 +121,8 @@ def _validate(kind: str, model, raw: Any, needs_cleaning: bool):
         else:
             cleaned = raw
             for key, value in raw.items():
-                check_structure(value, key)
+                if type(value) in (dict, list, float):
+                    check_structure(value, key)
     except UnstorableValue as exc:
         return None, str(exc)
 

@@ -1,7 +1,7 @@
 """Engine creation, transactions and migrations for SQLite and PostgreSQL.
 
-SQLite runs in WAL mode (readers never block the one writer) with a busy timeout, and every
-write transaction starts with BEGIN IMMEDIATE: a deferred transaction that reads first and
+SQLite runs in WAL mode, so readers never block the one writer, with a busy timeout. Every
+write transaction starts with BEGIN IMMEDIATE. A deferred transaction that reads first and
 writes later can fail at once with "database is locked" when another writer committed in
 between, while IMMEDIATE takes the write lock up front and waits for it.
 
@@ -92,8 +92,8 @@ def _is_retryable(exc: DBAPIError) -> bool:
 def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work` in one write transaction and commit it; retry on deadlocks and lock timeouts.
 
-    The commit happens before this returns, so a caller that answers 2xx afterwards only ever
-    acknowledges committed data. `work` must be safe to run again from the start.
+    The commit happens before this returns, so a caller that sends a 2xx response afterwards
+    only ever acknowledges committed data. `work` must be safe to run again from the start.
     """
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
@@ -123,7 +123,7 @@ def upgrade_database(engine: Engine) -> None:
     """Apply every pending Alembic migration to the database of `engine`.
 
     On PostgreSQL an advisory lock makes concurrent starts (several hosts, several workers)
-    run the migrations one at a time; the later ones then find nothing to do.
+    run the migrations one at a time, and the later ones find nothing left to do.
     """
     from alembic import command
     from alembic.config import Config

@@ -29,7 +29,7 @@ logger = logging.getLogger("kaizen_server.retention")
 def prune(connection: Connection, cutoff: datetime) -> dict[str, int]:
     """Delete what started before `cutoff` (naive UTC, rounded down to midnight); return row counts.
 
-    NOTE: each table is cleared with one DELETE in one transaction; pruning many millions of
+    NOTE: each table is cleared with one DELETE in one transaction. Pruning many millions of
     rows at once holds the SQLite write lock for that long.
     """
     cutoff = day_of(cutoff)

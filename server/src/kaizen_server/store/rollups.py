@@ -5,7 +5,7 @@ so their cost depends on the number of hours and tasks in the window, not on the
 traces. Ingest adds to them with additive upserts (`count = count + excluded.count`), which
 are safe when several server processes write at once.
 
-Latency percentiles come from a log-scale histogram: bin `i` holds latencies in
+Latency percentiles come from a log-scale histogram. Bin `i` counts latencies in
 (GAMMA**(i-1), GAMMA**i] ms, and a percentile reports the bin's midpoint 2*GAMMA**i/(GAMMA+1),
 so p50 and p95 are within (GAMMA-1)/(GAMMA+1), about 2.4%, of the exact value. Latencies
 below MIN_LATENCY_MS share bin ZERO_BIN and report 0.
@@ -48,8 +48,8 @@ def bin_value(index: int) -> float:
 def percentile(histogram: dict[int, int], quantile: float, low: float = 0.0, high: float = math.inf) -> float | None:
     """Return the `quantile` (0..1) of a latency histogram, or None when it is empty.
 
-    `low` and `high` are the smallest and largest latency seen; the estimate is clamped to
-    them, which makes it exact when every latency falls in one bin.
+    `low` and `high` are the smallest and largest latency seen. The estimate is clamped to
+    them, so it is exact when every latency falls in one bin.
     """
     total = sum(histogram.values())
     if total == 0:
@@ -75,7 +75,7 @@ def day_of(moment: datetime) -> datetime:
 
 @dataclass
 class RollupDelta:
-    """What a set of new traces adds to one (task, prompt version, hour) rollup row."""
+    """Sums that a set of new traces adds to one (task, prompt version, hour) rollup row."""
 
     trace_count: int = 0
     error_count: int = 0

@@ -5,7 +5,7 @@ and bulk ingest goes through multi-row INSERT ... ON CONFLICT, which the ORM wou
 
 Layout:
 - `projects` and `api_keys`: every key belongs to one project, and every other row carries
-  the `project_id` of the key that wrote it, so one project never sees another's rows.
+  the `project_id` of the key that wrote it, so no query of one project returns another's rows.
 - `traces`: one row per (project, client trace id). The latest score is copied onto the trace
   (`score`, `scored_by`, ...) so lists, filters and task figures never join the scores.
 - `scores`: every score ever sent, keyed by client score id. A score may name a trace that
@@ -182,7 +182,7 @@ def _histogram_table(name: str) -> Table:
     )
 
 
-# Hourly rows serve time series by hour and the partial days at the edges of a window; daily
+# Hourly rows serve time series by hour and the partial days at the edges of a window. Daily
 # rows serve everything else, so an all-time task list reads days x tasks x versions rows.
 task_rollups = _rollup_table("task_rollups")
 task_rollups_daily = _rollup_table("task_rollups_daily")
