@@ -350,6 +350,94 @@ def test_text_llm_invoke_and_stream(ct, stub_llm):
     assert len(_traces_with(ct, prompt)) == 2
 
 
+def test_generate_one_trace_per_list(ct, chat):
+    marker = _nonce()
+
+    result = chat.generate([[HumanMessage(f"first {marker}")], [HumanMessage(f"second {marker}")]])
+
+    messages = [generations[0].message for generations in result.generations]
+    traces = [_fetch(ct, message.ct_trace_id) for message in messages]
+    assert [trace["response_text"] for trace in traces] == [message.content for message in messages]
+    assert len(_traces_with(ct, marker)) == 2
+
+
+def test_batch_as_completed_one_trace_each(ct, chat):
+    marker = _nonce()
+    prompts = [LC_SUMMARIZE_PROMPT.format(ticket=f"as completed {marker} {index}") for index in range(2)]
+
+    results = dict(chat.batch_as_completed(prompts))
+
+    traces = [_fetch(ct, results[index].ct_trace_id) for index in range(2)]
+    assert {trace["task"] for trace in traces} == {"LC_SUMMARIZE_PROMPT"}
+    assert len(_traces_with(ct, marker)) == 2
+
+
+def test_structured_output_last_trace_id(ct, chat):
+    schema = {"title": "Ticket", "type": "object", "properties": {"team": {"type": "string"}}, "required": ["team"]}
+    prompt = f"Route this ticket {_nonce()}"
+
+    result = chat.with_structured_output(schema).invoke(prompt)
+
+    trace = _fetch(ct, kaizen_sdk.last_trace_id())
+    assert isinstance(result, dict)
+    assert trace["messages"][-1]["content"] == prompt
+    assert len(_traces_with(ct, prompt)) == 1
+
+
+async def test_astream_events_chunks_carry_trace_id(ct, chat):
+    prompt = f"Events please {_nonce()}"
+    trace_ids = set()
+
+    async for event in chat.astream_events(prompt, version="v2"):
+        if event["event"] == "on_chat_model_stream":
+            trace_ids.add(event["data"]["chunk"].ct_trace_id)
+
+    assert len(trace_ids) == 1
+    trace = _fetch(ct, trace_ids.pop())
+    assert trace["response_text"] == reply_text(prompt)
+    assert len(_traces_with(ct, prompt)) == 1
+
+
+@pytest.mark.skipif(not hasattr(ChatOpenAI, "_iter_v2_events"), reason="this langchain-core has no protocol event streams")
+def test_stream_events_v3_one_trace(ct, chat):
+    prompt = f"Protocol events {_nonce()}"
+
+    events = list(chat.stream_events(prompt, version="v3"))
+
+    trace = _fetch(ct, kaizen_sdk.last_trace_id())
+    assert events
+    assert trace["library"] == "langchain"
+    assert trace["response_text"] == reply_text(prompt)
+    assert trace["incomplete"] is False
+    assert len(_traces_with(ct, prompt)) == 1
+
+
+async def test_text_llm_async_and_batch(ct, stub_llm):
+    llm = OpenAI(
+        model="gpt-3.5-turbo-instruct",
+        base_url=stub_llm.base_url,
+        api_key="sk-test",
+        max_retries=0,
+        http_async_client=openai.DefaultAsyncHttpxClient(),
+    )
+    marker = _nonce()
+    prompts = [LC_COMPLETE_PROMPT.format(start=f"batch {marker} {index}") for index in range(2)]
+
+    text = await llm.ainvoke(LC_COMPLETE_PROMPT.format(start=f"async {marker}"))
+    invoked = _fetch(ct, kaizen_sdk.last_trace_id())
+    pieces = [piece async for piece in llm.astream(LC_COMPLETE_PROMPT.format(start=f"astream {marker}"))]
+    streamed = _fetch(ct, kaizen_sdk.last_trace_id())
+    texts = llm.batch(prompts)
+
+    assert invoked["response_text"] == text
+    assert invoked["task"] == "LC_COMPLETE_PROMPT"
+    assert streamed["response_text"] == "".join(pieces)
+    batched = [trace for trace in _traces_with(ct, f"batch {marker}")]
+    assert sorted(trace["response_text"] for trace in batched) == sorted(texts)
+    assert all(trace["total_tokens"] is None for trace in batched)
+    assert {trace["task"] for trace in batched} == {"LC_COMPLETE_PROMPT"}
+
+
 @pytest.mark.parametrize("order", ["langchain_first", "openai_first"])
 def test_one_trace_any_instrument_order(kaizen_env, stub_llm, order):
     modules = [langchain, openai] if order == "langchain_first" else [openai, langchain]
