@@ -31,7 +31,8 @@ from kaizen_sdk._detection._index import (
     follow,
     module_index,
 )
-from kaizen_sdk._detection._template_objects import TemplateObject
+from kaizen_sdk._detection._matchers import matchers_for
+from kaizen_sdk._detection._template_objects import TemplateObject, template_kind
 
 # Scopes, in the order they win (rule 4).
 SCOPE_ATTRIBUTE = 0  # module global, class / instance / module attribute
@@ -235,6 +236,18 @@ class _Collector:
             return
 
         indirection = 1 if locator[3] else 0
+        if isinstance(value, str):
+            # A local or parameter string only counts as a template (never as a fixed
+            # prompt), so one without placeholders is skipped before any object is built.
+            if not value or (scope != SCOPE_ATTRIBUTE and not matchers_for(value, volatile=True)):
+                return
+            volatile.append(
+                Candidate(name, path, scope, frame_index, indirection, None, self.next_order(), value, locator)
+            )
+            return
+        if type(value) is not dict and template_kind(value) is None:
+            return
+
         for entry in entries_for_value(name, path, (), value, indirection, 0, name):
             steps = locator[3] + entry.steps
             volatile.append(

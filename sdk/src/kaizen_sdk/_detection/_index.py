@@ -14,7 +14,6 @@ A query takes the text of one message and returns the index's best match:
 from __future__ import annotations
 
 import enum
-import re
 from itertools import islice
 from types import ModuleType
 from typing import Any, Callable
@@ -32,7 +31,6 @@ KIND_TEMPLATE = 0
 KIND_FIXED = 1
 
 _MISSING = object()
-_FIRST_WORD = re.compile(r"\s*(\S+)")
 _MAX_CACHED = 2048
 
 Steps = tuple[tuple[str, Any], ...]
@@ -253,23 +251,27 @@ class NamespaceIndex:
         else:
             self._templates_other.append(item)
 
-    def matches(self, text: str, normalized_text: Callable[[str], str]):
-        """Yield (kind, literal chars, entry, part, inputs) for each entry that ``text`` comes from."""
+    def matches(self, text: str, first_word: str, normalized_text: Callable[[str], str]) -> list[tuple] | None:
+        """Return (kind, literal chars, entry, part, inputs) for each entry that ``text`` comes from.
+
+        ``first_word`` is the text's first whitespace-delimited word; None stands for no match.
+        """
+        result: list[tuple] | None = None
         found = self._fixed_exact.get(text)
         if found is None and self._fixed_min_length <= len(text) <= self._fixed_max_length + 64:
             found = self._fixed_normalized.get(normalized_text(text))
-        equal_entries = ()
+        equal_entries: list[Entry] = []
         if found:
-            equal_entries = [entry for entry, _part, _literal in found]
+            result = []
             for entry, part, literal in found:
+                equal_entries.append(entry)
                 if part is None:
-                    yield KIND_FIXED, 0, entry, None, None
+                    result.append((KIND_FIXED, 0, entry, None, None))
                 else:
-                    yield KIND_TEMPLATE, literal, entry, part, None
+                    result.append((KIND_TEMPLATE, literal, entry, part, None))
 
-        first = _FIRST_WORD.match(text)
-        candidates = self._templates_by_first_word.get(first.group(1)) if first else None
-        for group in (candidates, self._templates_other):
+        by_first_word = self._templates_by_first_word.get(first_word) if first_word else None
+        for group in (by_first_word, self._templates_other):
             if not group:
                 continue
             for matcher, entry, part in group:
@@ -277,7 +279,10 @@ class NamespaceIndex:
                     continue  # a template sent unformatted is its own text, not a rendering
                 inputs = matcher.match(text)
                 if inputs is not None:
-                    yield KIND_TEMPLATE, matcher.literal_chars, entry, part, inputs
+                    if result is None:
+                        result = []
+                    result.append((KIND_TEMPLATE, matcher.literal_chars, entry, part, inputs))
+        return result
 
 
 _indexes: dict[int, NamespaceIndex] = {}

@@ -20,6 +20,7 @@ task, or at module level the module.
 from __future__ import annotations
 
 import os
+import re
 from types import FrameType
 from typing import Any
 
@@ -143,14 +144,29 @@ def _best_for_texts(candidates: list[Candidate], texts: list[str], equality: _Te
 
 
 def _best_in_groups(found: Candidates, texts: list[str], equality: _TextEquality, best: tuple | None) -> tuple | None:
+    if not found.groups:
+        return best
+
+    first_words = [_first_word(text) for text in texts]
     for group in found.groups:
-        for text in texts:
-            for kind, literal, entry, part, inputs in group.index.matches(text, equality.normalized):
+        for text, first_word in zip(texts, first_words):
+            matches = group.index.matches(text, first_word, equality.normalized)
+            if matches is None:
+                continue
+            for kind, literal, entry, part, inputs in matches:
                 indirection = max(entry.indirection, group.indirection)
                 key = (kind, SCOPE_ATTRIBUTE, group.frame_index, -literal, indirection, group.order + entry.order)
                 if best is None or key < best[0]:
                     best = (key, (group, entry), inputs, part)
     return best
+
+
+_FIRST_WORD = re.compile(r"\s*(\S+)")
+
+
+def _first_word(text: str) -> str:
+    found = _FIRST_WORD.match(text)
+    return found.group(1) if found else ""
 
 
 def _candidate_matches(candidate: Candidate, texts: list[str], equality: _TextEquality):
