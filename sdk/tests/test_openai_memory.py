@@ -3,17 +3,18 @@
 The 10,000-call test counts live objects (tracemalloc slows it past a minute); a shorter
 test measures allocated bytes with tracemalloc.
 
-The calls go through the real openai client with an in-process ``httpx2.MockTransport``
+The calls go through the real openai client with an in-process ``MockTransport``
 that serves the stub LLM's bodies, so 10,000 calls take seconds, not minutes.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
+import importlib.util
 import json
 import tracemalloc
 
-import httpx2
 import openai
 import pytest
 from stub_llm import chat_chunks, chat_completion
@@ -21,6 +22,9 @@ from stub_llm import chat_chunks, chat_completion
 import kaizen_sdk
 from kaizen_sdk import _exporter, _result, _tracer
 from kaizen_sdk.integrations.openai import _patch
+
+# openai 3.x sends through httpx2, older releases through httpx; both have MockTransport.
+http = importlib.import_module("httpx2" if importlib.util.find_spec("openai._httpx2") else "httpx")
 
 CALLS = 10_000
 MEMORY_PROMPT = "Check memory for this prompt"
@@ -34,14 +38,14 @@ class Discard:
         pass
 
 
-def handler(request: httpx2.Request) -> httpx2.Response:
+def handler(request: http.Request) -> http.Response:
     body = json.loads(request.content)
     if body["model"] == "error-500":
-        return httpx2.Response(500, json={"error": {"message": "injected", "type": "server_error"}})
+        return http.Response(500, json={"error": {"message": "injected", "type": "server_error"}})
     if body.get("stream"):
         events = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chat_chunks(body)) + "data: [DONE]\n\n"
-        return httpx2.Response(200, content=events.encode(), headers={"content-type": "text/event-stream"})
-    return httpx2.Response(200, json=chat_completion(body))
+        return http.Response(200, content=events.encode(), headers={"content-type": "text/event-stream"})
+    return http.Response(200, json=chat_completion(body))
 
 
 @pytest.fixture
@@ -49,7 +53,7 @@ def client(monkeypatch):
     monkeypatch.delenv("KAIZEN_API_KEY", raising=False)
     monkeypatch.setattr(_exporter, "get_exporter", lambda: Discard())
     kaizen_sdk.instrument(openai)
-    http_client = httpx2.Client(transport=httpx2.MockTransport(handler))
+    http_client = http.Client(transport=http.MockTransport(handler))
     yield openai.OpenAI(base_url="http://stub.invalid/v1", api_key="sk-test", max_retries=0, http_client=http_client)
     kaizen_sdk.uninstrument(openai)
 
