@@ -324,3 +324,39 @@ def test_side_by_side_diff_pairs_lines():
     assert rows[1].right == "B"
     assert rows[3].left is None
     assert rows[3].right_number == 4
+
+
+def test_filtered_scan_is_bounded(store, api):
+    from kaizen_server.dashboard import queries
+    from kaizen_server.store import TraceFilter, read
+
+    traces = [make_trace(started_at=hours_ago(index / 60), error="E: x" if index in (3, 17) else None) for index in range(30)]
+    api.ingest(traces)
+    project_id = store.find_key(api.key).project_id
+    only_errors = TraceFilter(task="SUMMARIZE_PROMPT", has_error=True)
+    with read(store.engine) as connection:
+        first = queries.scan_traces(connection, project_id, only_errors, 50, None, scan=10)
+        assert [item["id"] for item in first["items"]] == [traces[3]["id"]]
+        assert first["capped"] is True
+        second = queries.scan_traces(connection, project_id, only_errors, 50, first["next_cursor"], scan=10)
+        assert [item["id"] for item in second["items"]] == [traces[17]["id"]]
+        assert second["capped"] is True
+        third = queries.scan_traces(connection, project_id, only_errors, 50, second["next_cursor"], scan=10)
+        assert third["items"] == []
+        assert third["capped"] is False
+        assert third["next_cursor"] is None
+        paged = queries.scan_traces(connection, project_id, TraceFilter(task="SUMMARIZE_PROMPT", has_error=False), 5, None, scan=10)
+        assert len(paged["items"]) == 5
+        assert paged["capped"] is False
+        assert paged["next_cursor"] is not None
+
+
+def test_capped_scan_offers_older_traces(browser, api, monkeypatch):
+    from kaizen_server.dashboard import queries
+
+    monkeypatch.setattr(queries, "FILTER_SCAN", 5)
+    monkeypatch.setattr(queries.scan_traces, "__defaults__", (5,))
+    api.ingest([make_trace(started_at=hours_ago(index / 60)) for index in range(12)])
+    page = browser.get("/tasks/SUMMARIZE_PROMPT?errors=1")
+    assert "Looked through 5 traces; 0 matched." in page.text
+    assert "Look through older traces" in page.text

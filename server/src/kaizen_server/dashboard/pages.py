@@ -166,12 +166,13 @@ def task_page(request: Request, task: str) -> Response:
         since=span.since, text=filters.get("q"),
     )
     cursor = params.get("cursor") or None
+    narrowed = any(filters.get(name) for name in ("version", "model", "q", "min_score", "max_score", "unscored", "errors"))
     try:
-        trace_rows, next_cursor = store.list_traces(session.project_id, trace_filter, TRACES_PER_PAGE, cursor)
+        trace_rows, next_cursor, capped = _list_traces(store, session.project_id, trace_filter, cursor, narrowed)
     except InvalidCursor:
         errors.append("Ignored the page cursor: it is not one this server made. Showing the first page.")
         cursor = None
-        trace_rows, next_cursor = store.list_traces(session.project_id, trace_filter, TRACES_PER_PAGE, None)
+        trace_rows, next_cursor, capped = _list_traces(store, session.project_id, trace_filter, None, narrowed)
 
     series = store.timeseries(session.project_id, task, window.interval, span)
     with read(store.engine) as connection:
@@ -227,7 +228,23 @@ def task_page(request: Request, task: str) -> Response:
         version_numbers=version_numbers, diff_a=diff_a, diff_b=diff_b, diff_rows=diff_rows, models=models,
         chart_volume=chart_volume, chart_score=chart_score, chart_latency=chart_latency, chart_histogram=chart_histogram,
         histogram=score_bins, filtered=any(value for name, value in current.items() if name != "window"),
+        capped=capped, scan_size=queries.FILTER_SCAN,
     )
+
+
+def _list_traces(store, project_id: int, trace_filter: TraceFilter, cursor: str | None, narrowed: bool):
+    """Return (rows, next cursor, capped) of one page of the task's trace list.
+
+    An unfiltered list is a plain keyset page. A filtered one is a bounded scan, because a
+    filter that matches nothing would otherwise read every trace of the task.
+    """
+    if not narrowed:
+        rows, next_cursor = store.list_traces(project_id, trace_filter, TRACES_PER_PAGE, cursor)
+        return rows, next_cursor, False
+
+    with read(store.engine) as connection:
+        page = queries.scan_traces(connection, project_id, trace_filter, TRACES_PER_PAGE, cursor)
+    return page["items"], page["next_cursor"], page["capped"]
 
 
 def _trace_page(request: Request, session: Session, trace_id: str, *, error: str | None = None, status_code: int = 200, form: dict | None = None) -> Response:

@@ -3,7 +3,8 @@
 Each function runs one to three set-based statements, and their cost does not grow with the
 number of traces in the project. Sparklines read the hourly or daily rollups. The score histogram and
 the review-mode lookup read a bounded slice of one task's traces through the
-(project_id, task, started_at, pk) index.
+(project_id, task, started_at, pk) index, and so does a filtered trace list, which looks
+at a bounded number of traces per page.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, or_, select
 
+# The store's list query builds its filter conditions and rows with these helpers; reusing
+# them keeps the dashboard's bounded scan filtering exactly like the API.
+from kaizen_server.store.queries import TraceFilter, decode_cursor, encode_cursor
+from kaizen_server.store.queries import _conditions as filter_conditions
+from kaizen_server.store.queries import _trace_dict as trace_dict
+from kaizen_server.store.queries import _version_hashes as version_hashes
 from kaizen_server.store.rollups import day_of, hour_of
 from kaizen_server.store.schema import task_rollups, task_rollups_daily, traces
 
@@ -21,6 +28,8 @@ HISTOGRAM_SAMPLE = 20_000
 HISTOGRAM_BINS = 10
 # Review mode looks for the next unscored trace among at most this many older traces.
 REVIEW_SCAN = 5_000
+# A filtered trace list tests its conditions on at most this many traces per page request.
+FILTER_SCAN = 10_000
 # Sparklines never look further back than this, whatever the window.
 SPARKLINE_MAX_DAYS = 30
 
@@ -127,3 +136,58 @@ def next_unscored_trace(connection: Connection, project_id: int, task: str, trac
             return row.id
 
     return None
+
+
+def scan_traces(
+    connection: Connection, project_id: int, trace_filter: TraceFilter, limit: int, cursor: str | None, scan: int = FILTER_SCAN
+) -> dict:
+    """Return a page of traces that match `trace_filter`, looking at no more than `scan` traces.
+
+    The scan walks the task's traces newest first from `cursor` through the
+    (project_id, task, started_at, pk) index and tests the other conditions on at most `scan`
+    rows. A filter that matches rarely therefore costs the same as one that matches often.
+    Returns `items`, `next_cursor` (None at the end), and `capped`: True when the scan stopped
+    before `limit` matches because it reached `scan` rows, in which case `next_cursor`
+    continues the scan after the last row looked at. Three statements at most.
+    """
+    after = decode_cursor(cursor) if cursor else None
+    position = [traces.c.project_id == project_id]
+    if trace_filter.task is not None:
+        position.append(traces.c.task == trace_filter.task)
+    if trace_filter.since is not None:
+        position.append(traces.c.started_at >= trace_filter.since)
+    if trace_filter.until is not None:
+        position.append(traces.c.started_at < trace_filter.until)
+    if after is not None:
+        started, pk = after
+        position.append(or_(traces.c.started_at < started, and_(traces.c.started_at == started, traces.c.pk < pk)))
+    scanned = (
+        select(traces.c.pk).where(*position).order_by(traces.c.started_at.desc(), traces.c.pk.desc()).limit(scan).subquery()
+    )
+
+    rows = connection.execute(
+        select(traces)
+        .where(traces.c.pk.in_(select(scanned.c.pk)), *filter_conditions(project_id, trace_filter))
+        .order_by(traces.c.started_at.desc(), traces.c.pk.desc())
+        .limit(limit + 1)
+    ).all()
+    hashes = version_hashes(connection, {row.prompt_version_id for row in rows if row.prompt_version_id})
+    items = [trace_dict(row, hashes) for row in rows[:limit]]
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return {"items": items, "next_cursor": encode_cursor(last.started_at, last.pk), "capped": False}
+
+    # Fewer matches than a page: either the traces ran out, or the scan reached its bound. The
+    # last row scanned and the row after it show which.
+    boundary = connection.execute(
+        select(traces.c.started_at, traces.c.pk)
+        .where(*position)
+        .order_by(traces.c.started_at.desc(), traces.c.pk.desc())
+        .offset(scan - 1)
+        .limit(2)
+    ).all()
+    if len(boundary) < 2:
+        return {"items": items, "next_cursor": None, "capped": False}
+
+    last_scanned = boundary[0]
+    return {"items": items, "next_cursor": encode_cursor(last_scanned.started_at, last_scanned.pk), "capped": True}
