@@ -6,7 +6,8 @@ from a temporary folder and run many times. The stand-in client library calls
 only detection is timed and the timer's frame is skipped like any library frame.
 
 For scale, the same run times ``inspect.stack()`` at the same call sites: the obvious way to
-read the caller's frames, which detection avoids because it reads source files.
+read the caller's frames, which detection avoids because it reads source files. A second
+table times modules with 10, 100 and 500 prompt constants, one call per naming rule.
 
 Usage:
     .venv/bin/python benchmarks/detection_bench.py [--calls 2000]
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import platform
 import statistics
 import sys
@@ -74,6 +76,35 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def module_with_constants(count: int) -> str:
+    """Return user code with ``count`` prompt constants and three calls named by the last ones."""
+    constants = "\n".join(
+        f'PROMPT_{i} = "Prompt number {i}: do task {i} with {{data}} carefully."' for i in range(count)
+    )
+    return f'''
+import fakellm
+
+{constants}
+SYSTEM_PROMPT = "You are assistant number {count}."
+
+
+def by_template(data):
+    return fakellm.complete(messages=[{{"role": "user", "content": PROMPT_{count - 1}.format(data=data)}}])
+
+
+def by_system_prompt(question):
+    return fakellm.complete(messages=[{{"role": "system", "content": SYSTEM_PROMPT}}, {{"role": "user", "content": question}}])
+
+
+def by_function(question):
+    return fakellm.complete(messages=[{{"role": "user", "content": "Answer: " + question}}])
+
+
+def run():
+    return [by_template("x"), by_system_prompt("why?"), by_function("how?")]
+'''
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="detections timed per shape (default 2000)")
@@ -113,10 +144,25 @@ def main() -> None:
                 all_samples.extend(samples)
                 all_stack.extend(stack)
                 rows.append((shape.name, statistics.median(samples), percentile(samples, 0.99), statistics.median(stack)))
+
+            # Cost against the number of prompt constants in the module, per naming rule.
+            size_rows = []
+            for count in (10, 100, 500):
+                module = sandbox.load({"main.py": module_with_constants(count)})
+                module.run()
+                timer.samples.clear()
+                for _ in range(max(1, args.calls // 3)):
+                    module.run()
+                by_rule = [timer.samples[position::3] for position in range(3)]
+                size_rows.append((count, *(statistics.median(samples) for samples in by_rule)))
         finally:
             sandbox.close()
 
-    print(f"machine: {cpu_model()}, nproc {__import__('os').cpu_count()}, Python {platform.python_version()}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"machine: {cpu_model()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
+        f"load average (1 min) {load:.1f}"
+    )
     print(f"{'shape':34} {'median µs':>10} {'p99 µs':>10} {'inspect.stack µs':>17}")
     for name, median, p99, stack in rows:
         print(f"{name:34} {median / 1000:10.1f} {p99 / 1000:10.1f} {stack / 1000:17.0f}")
@@ -127,6 +173,10 @@ def main() -> None:
         f"{stack_all / 1000:17.0f}"
     )
     print(f"calls timed: {len(all_samples)}; inspect.stack() / detect_task median: {stack_all / median_all:.0f}x")
+    print()
+    print(f"{'prompt constants in module':28} {'template µs':>12} {'system prompt µs':>17} {'function µs':>12}")
+    for count, template, system, function in size_rows:
+        print(f"{count:<28} {template / 1000:12.1f} {system / 1000:17.1f} {function / 1000:12.1f}")
 
 
 if __name__ == "__main__":
