@@ -60,7 +60,13 @@ def _argument(args: tuple, kwargs: dict, index: int, name: str, default: Any = N
 # cached response and its token counts, because the cache lookup happens inside.
 def _wrap_generate_with_cache(original: Callable[..., Any]) -> Callable[..., Any]:
     def _generate_with_cache(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _spans.start_chat_span(self, _argument(args, kwargs, 0, "messages"), _argument(args, kwargs, 1, "stop"), kwargs)
+        span = _spans.start_chat_span(
+            self,
+            _argument(args, kwargs, 0, "messages"),
+            _argument(args, kwargs, 1, "stop"),
+            kwargs,
+            _argument(args, kwargs, 2, "run_manager"),
+        )
         if span is None:
             return original(self, *args, **kwargs)
 
@@ -80,7 +86,13 @@ def _wrap_generate_with_cache(original: Callable[..., Any]) -> Callable[..., Any
 
 def _wrap_agenerate_with_cache(original: Callable[..., Any]) -> Callable[..., Any]:
     async def _agenerate_with_cache(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _spans.start_chat_span(self, _argument(args, kwargs, 0, "messages"), _argument(args, kwargs, 1, "stop"), kwargs)
+        span = _spans.start_chat_span(
+            self,
+            _argument(args, kwargs, 0, "messages"),
+            _argument(args, kwargs, 1, "stop"),
+            kwargs,
+            _argument(args, kwargs, 2, "run_manager"),
+        )
         if span is None:
             return await original(self, *args, **kwargs)
 
@@ -107,9 +119,15 @@ def _start_text_spans(model: Any, args: tuple, kwargs: dict) -> list[_tracer.Spa
 
     prompts = _argument(args, kwargs, 0, "prompts")
     stop = _argument(args, kwargs, 1, "stop")
+    run_managers = _argument(args, kwargs, 2, "run_managers")
     if not isinstance(prompts, list):
         return []
-    return [_spans.start_text_span(model, prompt, stop, kwargs) for prompt in prompts]
+
+    spans = []
+    for index, prompt in enumerate(prompts):
+        run_manager = run_managers[index] if isinstance(run_managers, list) and index < len(run_managers) else None
+        spans.append(_spans.start_text_span(model, prompt, stop, kwargs, run_manager))
+    return spans
 
 
 def _finish_text_spans(spans: list[_tracer.Span | None], result: Any) -> None:

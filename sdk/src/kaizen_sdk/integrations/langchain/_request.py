@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 __all__ = [
+    "field_of",
     "messages_from_input",
     "messages_from_prompt",
     "message_to_dict",
@@ -30,6 +31,15 @@ _ROLES = {
     "tool": "tool",
     "function": "function",
     "developer": "developer",
+}
+
+# The keys of BaseChatModel._get_ls_params / BaseLLM._get_ls_params -> trace parameter name.
+_LS_PARAMETERS = {
+    "ls_model_name": "model",
+    "ls_provider": "provider",
+    "ls_temperature": "temperature",
+    "ls_max_tokens": "max_tokens",
+    "ls_stop": "stop",
 }
 
 # Request parameters worth keeping on a trace when they are plain JSON scalars.
@@ -49,15 +59,36 @@ _PARAMETER_NAMES = (
 )
 
 
+# Class -> whether it is a pydantic model; a handful of LangChain classes in practice.
+_model_classes: dict[type, bool] = {}
+
+
+def field_of(obj: Any, name: str, default: Any = None) -> Any:
+    """Return the field ``name`` of a pydantic model (LangChain's messages and results), or ``default``.
+
+    Reads the instance ``__dict__`` where pydantic stores field values, because ``getattr``
+    of a missing attribute goes through pydantic's ``__getattr__`` and an exception, which
+    costs several microseconds per lookup. Other objects fall back to ``getattr``.
+    """
+    cls = type(obj)
+    is_model = _model_classes.get(cls)
+    if is_model is None:
+        is_model = _model_classes[cls] = hasattr(cls, "model_fields") and hasattr(cls, "__pydantic_fields__")
+    if is_model:
+        value = obj.__dict__.get(name, default)
+        return default if value is None else value
+    return getattr(obj, name, default)
+
+
 def _role_of(message: Any) -> str:
-    kind = str(getattr(message, "type", "") or "")
+    kind = str(field_of(message, "type", "") or "")
     if kind.endswith("MessageChunk"):
         kind = kind[: -len("MessageChunk")].lower()
     if kind == "chat" or kind == "":
-        return str(getattr(message, "role", None) or "user")
+        return str(field_of(message, "role", None) or "user")
 
     # langchain-openai marks developer messages as system messages with this key.
-    extra = getattr(message, "additional_kwargs", None) or {}
+    extra = field_of(message, "additional_kwargs", None) or {}
     if kind == "system" and extra.get("__openai_role__") == "developer":
         return "developer"
 
@@ -134,7 +165,7 @@ def _arguments_text(arguments: Any) -> str:
 def tool_calls_of(message: Any) -> list[dict]:
     """Return the message's tool calls in the OpenAI ``tool_calls`` shape."""
     calls: list[dict] = []
-    for call in list(getattr(message, "tool_calls", None) or []):
+    for call in list(field_of(message, "tool_calls", None) or []):
         calls.append(
             {
                 "id": call.get("id"),
@@ -143,7 +174,7 @@ def tool_calls_of(message: Any) -> list[dict]:
             }
         )
     # Calls whose arguments did not parse as JSON are kept with their raw text.
-    for call in list(getattr(message, "invalid_tool_calls", None) or []):
+    for call in list(field_of(message, "invalid_tool_calls", None) or []):
         calls.append(
             {
                 "id": call.get("id"),
@@ -155,7 +186,7 @@ def tool_calls_of(message: Any) -> list[dict]:
         return calls
 
     # A streamed chunk that was never merged only carries tool_call_chunks.
-    for chunk in list(getattr(message, "tool_call_chunks", None) or []):
+    for chunk in list(field_of(message, "tool_call_chunks", None) or []):
         calls.append(
             {
                 "id": chunk.get("id"),
@@ -169,9 +200,9 @@ def tool_calls_of(message: Any) -> list[dict]:
 def message_to_dict(message: Any) -> dict:
     """Convert one ``BaseMessage`` (or message chunk) to an OpenAI chat message dict."""
     role = _role_of(message)
-    result: dict[str, Any] = {"role": role, "content": _content_of(getattr(message, "content", ""))}
+    result: dict[str, Any] = {"role": role, "content": _content_of(field_of(message, "content", ""))}
 
-    name = getattr(message, "name", None)
+    name = field_of(message, "name", None)
     if name:
         result["name"] = name
 
@@ -180,7 +211,7 @@ def message_to_dict(message: Any) -> dict:
         if calls:
             result["tool_calls"] = calls
 
-    tool_call_id = getattr(message, "tool_call_id", None)
+    tool_call_id = field_of(message, "tool_call_id", None)
     if role == "tool" and tool_call_id is not None:
         result["tool_call_id"] = tool_call_id
 
@@ -245,26 +276,33 @@ def _is_json_scalar(value: Any) -> bool:
     return False
 
 
-def parameters_from_call(model: Any, stop: Any, kwargs: dict) -> tuple[str | None, dict]:
+def parameters_from_call(
+    model: Any, stop: Any, kwargs: dict, run_metadata: Any = None
+) -> tuple[str | None, dict]:
     """Return the requested model name and the request parameters of one call.
 
-    The model's own settings come from ``_get_ls_params``, the hook langchain-core gives
-    tracers (``ls_model_name``, ``ls_temperature``, ``ls_max_tokens``, ``ls_stop``); the
-    call's keyword arguments override them. Tools are summarized by name because their
-    schemas can be large.
+    The model's own settings are the ``ls_*`` values of ``_get_ls_params``, the hook
+    langchain-core gives tracers. LangChain already stores them in the run manager's
+    ``metadata`` for its callbacks, so ``run_metadata`` is read when given, because calling
+    the hook again serializes the whole model. The call's keyword arguments override them.
+    Tools are summarized by name because their schemas can be large.
     """
     parameters: dict[str, Any] = {}
     model_name: str | None = None
 
-    try:
-        ls_params = model._get_ls_params(stop=stop, **kwargs)
-    except Exception:  # a provider's hook may reject unknown kwargs; the trace goes on
-        ls_params = {}
-    for key, value in dict(ls_params or {}).items():
+    if isinstance(run_metadata, dict) and "ls_provider" in run_metadata:
+        ls_params = run_metadata
+    else:
+        try:
+            ls_params = model._get_ls_params(stop=stop, **kwargs)
+        except Exception:  # a provider's hook may reject unknown kwargs; the trace goes on
+            ls_params = {}
+    for key, name in _LS_PARAMETERS.items():
+        value = ls_params.get(key) if isinstance(ls_params, dict) else None
         if key == "ls_model_name":
             model_name = value if isinstance(value, str) else None
-        elif key.startswith("ls_") and key not in ("ls_model_type",) and value is not None and _is_json_scalar(value):
-            parameters[key[len("ls_") :]] = list(value) if isinstance(value, tuple) else value
+        elif value is not None and _is_json_scalar(value):
+            parameters[name] = list(value) if isinstance(value, tuple) else value
 
     for key in _PARAMETER_NAMES:
         value = kwargs.get(key)
@@ -293,7 +331,7 @@ def _tool_name(tool: Any) -> str | None:
 
 def _model_name_of(model: Any) -> str | None:
     for attribute in ("model_name", "model", "model_id", "deployment_name"):
-        value = getattr(model, attribute, None)
+        value = field_of(model, attribute)
         if isinstance(value, str) and value:
             return value
     return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kaizen_sdk.integrations.langchain._request import message_to_dict
+from kaizen_sdk.integrations.langchain._request import field_of, message_to_dict
 
 __all__ = [
     "ResponseInfo",
@@ -115,13 +115,13 @@ def from_message(message: Any, llm_output: Any = None) -> ResponseInfo:
     if message is None:
         return info
 
-    info.text = text_of(getattr(message, "content", None))
+    info.text = text_of(field_of(message, "content", None))
     info.messages = [message_to_dict(message)]
 
-    metadata = getattr(message, "response_metadata", None) or {}
+    metadata = field_of(message, "response_metadata", None) or {}
     info.model = _model_from_metadata(metadata) or _model_from_metadata(llm_output)
 
-    _set_tokens(info, _tokens_from_usage_metadata(getattr(message, "usage_metadata", None)))
+    _set_tokens(info, _tokens_from_usage_metadata(field_of(message, "usage_metadata", None)))
     if not _has_tokens(info):
         _set_tokens(info, _tokens_from_token_usage(metadata.get("token_usage") if isinstance(metadata, dict) else None))
     if not _has_tokens(info) and isinstance(llm_output, dict):
@@ -131,16 +131,16 @@ def from_message(message: Any, llm_output: Any = None) -> ResponseInfo:
 
 def from_chat_result(result: Any) -> ResponseInfo:
     """Read a ``ChatResult``: the first generation gives the text, every one a message."""
-    generations = list(getattr(result, "generations", None) or [])
-    llm_output = getattr(result, "llm_output", None)
+    generations = list(field_of(result, "generations", None) or [])
+    llm_output = field_of(result, "llm_output", None)
     if not generations:
         info = ResponseInfo(model=_model_from_metadata(llm_output))
         _set_tokens(info, _tokens_from_token_usage((llm_output or {}).get("token_usage") if isinstance(llm_output, dict) else None))
         return info
 
-    info = from_message(getattr(generations[0], "message", None), llm_output)
+    info = from_message(field_of(generations[0], "message", None), llm_output)
     for generation in generations[1:]:
-        message = getattr(generation, "message", None)
+        message = field_of(generation, "message", None)
         if message is not None:
             info.messages.append(message_to_dict(message))
     return info
@@ -153,15 +153,15 @@ def from_llm_result(result: Any, index: int = 0) -> ResponseInfo:
     only when the call had a single prompt.
     """
     info = ResponseInfo()
-    all_generations = list(getattr(result, "generations", None) or [])
-    llm_output = getattr(result, "llm_output", None)
+    all_generations = list(field_of(result, "generations", None) or [])
+    llm_output = field_of(result, "llm_output", None)
     info.model = _model_from_metadata(llm_output)
     if index < len(all_generations):
         generations = list(all_generations[index] or [])
         if generations:
-            info.text = getattr(generations[0], "text", None)
-            info.messages = [{"role": "assistant", "content": getattr(g, "text", "")} for g in generations]
-            info.model = info.model or _model_from_metadata(getattr(generations[0], "generation_info", None))
+            info.text = field_of(generations[0], "text", None)
+            info.messages = [{"role": "assistant", "content": field_of(g, "text", "")} for g in generations]
+            info.model = info.model or _model_from_metadata(field_of(generations[0], "generation_info", None))
 
     if len(all_generations) == 1 and isinstance(llm_output, dict):
         _set_tokens(info, _tokens_from_token_usage(llm_output.get("token_usage")))

@@ -100,7 +100,13 @@ def chain_call() -> Iterator[None]:
             _tracer._last_trace_id.set(box[0])
 
 
-def start_chat_span(model: Any, messages: Any, stop: Any, kwargs: dict) -> _tracer.Span | None:
+def _metadata_of(run_manager: Any) -> Any:
+    return getattr(run_manager, "metadata", None) if run_manager is not None else None
+
+
+def start_chat_span(
+    model: Any, messages: Any, stop: Any, kwargs: dict, run_manager: Any = None
+) -> _tracer.Span | None:
     """Start the span of a chat model call on ``messages`` (a list of ``BaseMessage``)."""
     if _tracer.active_span() is not None:
         return None
@@ -108,7 +114,7 @@ def start_chat_span(model: Any, messages: Any, stop: Any, kwargs: dict) -> _trac
     try:
         dicts = [message_to_dict(message) for message in list(messages or [])]
         call_kwargs = _call_kwargs(kwargs)
-        model_name, parameters = parameters_from_call(model, stop, call_kwargs)
+        model_name, parameters = parameters_from_call(model, stop, call_kwargs, _metadata_of(run_manager))
         detection = _callsite.lookup(dicts)
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
         _tracer.log_failure("langchain.request", "could not read a LangChain chat request", exc)
@@ -117,7 +123,9 @@ def start_chat_span(model: Any, messages: Any, stop: Any, kwargs: dict) -> _trac
     return _start(dicts, model_name, parameters, detection)
 
 
-def start_text_span(model: Any, prompt: Any, stop: Any, kwargs: dict) -> _tracer.Span | None:
+def start_text_span(
+    model: Any, prompt: Any, stop: Any, kwargs: dict, run_manager: Any = None
+) -> _tracer.Span | None:
     """Start the span of a text LLM call on one prompt string."""
     if _tracer.active_span() is not None:
         return None
@@ -125,7 +133,7 @@ def start_text_span(model: Any, prompt: Any, stop: Any, kwargs: dict) -> _tracer
     try:
         dicts = messages_from_prompt(prompt if isinstance(prompt, str) else str(prompt))
         call_kwargs = _call_kwargs(kwargs)
-        model_name, parameters = parameters_from_call(model, stop, call_kwargs)
+        model_name, parameters = parameters_from_call(model, stop, call_kwargs, _metadata_of(run_manager))
         detection = _callsite.lookup(dicts)
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
         _tracer.log_failure("langchain.request", "could not read a LangChain text LLM request", exc)
