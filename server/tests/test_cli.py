@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -165,12 +166,18 @@ def test_serve_with_workers(store, tmp_path):
             pytest.fail(f"server did not start:\n{log_path.read_text()}")
 
         traces = [make_trace(task="WORKERS") for _ in range(200)]
+        scores = [make_score(trace["id"], 0.5) for trace in traces]
+        # Every batch goes out twice, from concurrent clients, as retrying SDKs would send it;
+        # the scores travel separately and may overtake their traces.
+        batches = [{"traces": traces[start:start + 20]} for start in range(0, 200, 20)] * 2
+        batches += [{"scores": scores[start:start + 50]} for start in range(0, 200, 50)]
         with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as client:
-            for start in range(0, len(traces), 20):
-                response = client.post("/api/v1/ingest", json={"traces": traces[start:start + 20]})
-                assert response.status_code == 200
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                statuses = list(pool.map(lambda body: client.post("/api/v1/ingest", json=body).status_code, batches))
             tasks = client.get("/api/v1/tasks").json()["items"]
+        assert statuses == [200] * len(batches)
         assert tasks[0]["trace_count"] == 200
+        assert tasks[0]["scored_count"] == 200
         assert f"listening on http://127.0.0.1:{port}" in log_path.read_text()
     finally:
         process.terminate()
