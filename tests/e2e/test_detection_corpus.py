@@ -124,6 +124,8 @@ def corpus_runs(request: pytest.FixtureRequest, ct_server, stub_llm) -> dict[str
         "KAIZEN_API_KEY": ct_server.api_key,
         "KAIZEN_BASE_URL": ct_server.base_url,
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        # The cases folder may be someone else's (KAIZEN_CASES_DIR): leave no __pycache__ in it.
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     cases = [case for case in CASES if case.name in selected]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
