@@ -84,6 +84,16 @@ def test_password_sign_in(app, api, store):
     assert api.project in page.text
 
 
+@pytest.mark.parametrize("field", ["username", "password", "api_key"])
+def test_nul_in_sign_in_form_is_rejected(app, field):
+    client = TestClient(app)
+    form = client.get("/login")
+    data = {"csrf_token": csrf_of(form.text), "username": "someone", "password": "whatever1", field: "a\x00b"}
+    response = client.post("/login", data=data)
+    assert response.status_code == 400
+    assert "NUL character" in response.text
+
+
 def test_unknown_user_is_rejected(app):
     client = TestClient(app)
     form = client.get("/login")
@@ -91,7 +101,7 @@ def test_unknown_user_is_rejected(app):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "settings"])
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "settings", "/\r\nSet-Cookie: x=1"])
 def test_next_never_leaves_the_server(app, api, target):
     client = TestClient(app)
     form = client.get("/login")

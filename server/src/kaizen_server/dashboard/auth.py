@@ -136,6 +136,9 @@ def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
 
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return "/"
+
     return target
 
 
@@ -176,6 +179,9 @@ def login(
     store = request.app.state.store
     api_key = api_key.strip()
     username = username.strip()
+    if any("\x00" in text for text in (api_key, username, password)):
+        # No stored key, user name or password contains NUL, and PostgreSQL rejects it in queries.
+        return _login_page(request, error="The sign-in form contains a NUL character; remove it.", status_code=400)
     if api_key:
         record = store.find_key(api_key)
         if record is None or record.revoked_at is not None:
