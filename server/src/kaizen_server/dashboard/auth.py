@@ -2,7 +2,7 @@
 
 A person signs in with a project API key or with a user name and password made by
 `kaizen users create`. Either way the session belongs to one project, and every page reads
-only that project's rows. The cookie holds a random token (HttpOnly, SameSite=Lax, Secure
+only that project's rows. The cookie contains a random token (HttpOnly, SameSite=Lax, Secure
 over HTTPS); the database keeps only its SHA-256, so a leaked database contains no usable
 session. A session signed in with an API key ends when that key is revoked, and one signed
 in as a user ends when the user is disabled.
