@@ -31,9 +31,10 @@ __all__ = [
 
 LIBRARY = "langchain"
 
+# Keyword arguments of the wrapped methods that are not request parameters. "stream" is
+# also the ChatModelStream accumulator that _iter_v2_events receives.
 _NOT_PARAMETERS = frozenset(
     {"messages", "prompts", "stop", "run_manager", "run_managers", "new_arg_supported", "stream"}
-    # "stream" is also the ChatModelStream accumulator that _iter_v2_events receives.
 )
 
 # Set by install(): returns the options of the latest instrument() call.
@@ -62,15 +63,9 @@ _chain_box: contextvars.ContextVar[list[str | None] | None] = contextvars.Contex
 
 
 def _start(messages: list[dict], model_name: str | None, parameters: dict, detection: Any) -> _tracer.Span | None:
-    extra = {"detection": detection} if detection is not None else {}
-    try:
-        span = _tracer.start_span(
-            LIBRARY, messages, model=model_name, parameters=parameters, options=_current_options(), **extra
-        )
-    except TypeError as exc:
-        # A tracer without the ``detection`` keyword: detect on this thread instead.
-        _tracer.log_failure("langchain.start", "start_span rejected the detection taken at the entry point", exc)
-        span = _tracer.start_span(LIBRARY, messages, model=model_name, parameters=parameters, options=_current_options())
+    span = _tracer.start_span(
+        LIBRARY, messages, model=model_name, parameters=parameters, options=_current_options(), detection=detection
+    )
 
     box = _chain_box.get()
     if span is not None and box is not None:
