@@ -12,7 +12,7 @@ import pytest
 from stub_llm import StubLLMServer, count_tokens, reply_text
 
 import kaizen_sdk
-from kaizen_sdk import _exporter
+from kaizen_sdk import _exporter, _tracer
 
 
 class Collector:
@@ -129,6 +129,7 @@ def test_stream_abandoned_incomplete(collector, connection):
     next(iter(stream))
     del stream
     gc.collect()
+    assert _tracer.drain_deferred()
     assert len(collector.traces) == 1
     assert collector.last["incomplete"] is True
 

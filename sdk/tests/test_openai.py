@@ -298,6 +298,7 @@ def test_stream_abandoned_ends_on_gc(collector, client):
     next(iter(stream))
     del stream
     gc.collect()
+    assert _tracer.drain_deferred()
     assert len(collector.traces) == 1
     assert collector.last["incomplete"] is True
 
@@ -355,6 +356,7 @@ def test_with_raw_response_never_parsed(collector, client):
     assert raw.http_response.json()["choices"]
     del raw
     gc.collect()
+    assert _tracer.drain_deferred()
     assert len(collector.traces) == 1
     assert collector.last["response_text"] == expected_reply()
 
@@ -570,6 +572,7 @@ def test_streaming_response_read_raw(collector, client):
     assert lines[-1] == "data: [DONE]"
     del response
     gc.collect()
+    assert _tracer.drain_deferred()
     assert len(collector.traces) == 1
     assert collector.last["incomplete"] is True
     assert collector.last["error"] is None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 
 import pytest
 
+from kaizen_sdk import _tracer
 from kaizen_sdk._tracer import Span
 from kaizen_sdk.integrations._proxy import StreamProxy
 
@@ -23,14 +25,16 @@ class Recorder:
 
 
 class Ended(Span):
-    __slots__ = ("endings",)
+    __slots__ = ("endings", "threads")
 
     def __init__(self):
         super().__init__(library="openai", task="t", messages=[], prompt_text="", model="m", parameters={}, detection=None)
         self.endings = []
+        self.threads = []
 
     def end(self, *, incomplete=False):
         self.endings.append((incomplete, self.response_text, self.error))
+        self.threads.append(threading.current_thread().name)
 
 
 class Chunks:
@@ -106,7 +110,10 @@ def test_garbage_collected_ends_once():
     next(proxy)
     del proxy
     gc.collect()
+    assert _tracer.drain_deferred()
     assert span.endings == [(True, "a", None)]
+    # Ended on the SDK's thread, not inside the garbage collector of this thread.
+    assert span.threads == ["kaizen-finalizer"]
 
 
 def test_with_on_non_context_manager_same_error():

@@ -28,7 +28,9 @@ __all__ = ["attach", "trace_id_of", "score_trace"]
 
 logger = logging.getLogger("kaizen_sdk.result")
 
-_lock = threading.Lock()
+# Reentrant: the weak-reference callback that takes it may run, through the garbage
+# collector, in a thread that already holds it.
+_lock = threading.RLock()
 # id(result) -> (weak reference to result, trace id)
 _entries: dict[int, tuple[weakref.ref[Any], str]] = {}
 

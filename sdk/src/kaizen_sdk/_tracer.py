@@ -24,6 +24,8 @@ import contextlib
 import contextvars
 import hashlib
 import logging
+import os
+import queue
 import random
 import re
 import threading
@@ -72,7 +74,7 @@ class InstrumentOptions:
 # --- rate-limited failure logging -------------------------------------------------------
 
 _LOG_INTERVAL_S = 60.0
-_log_lock = threading.Lock()
+_log_lock = threading.RLock()
 _log_state: dict[str, list[float]] = {}  # key -> [last logged monotonic time, suppressed count]
 
 
@@ -194,13 +196,64 @@ def prompt_text_of(messages: list[dict[str, Any]]) -> str:
     return "\n\n".join(text for text in texts if text)
 
 
+# --- work deferred out of garbage-collector callbacks ------------------------------------
+
+# Finalizers and weak-reference callbacks run wherever the garbage collector runs, possibly
+# while this thread holds a lock of the exporter or of the application, so ending a span
+# there could deadlock. They only put the work on this queue (SimpleQueue.put is safe to
+# call from such callbacks), and one daemon thread runs it.
+_deferred: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]] = queue.SimpleQueue()
+_reaper: threading.Thread | None = None
+_reaper_pid: int | None = None
+_reaper_lock = threading.Lock()
+
+
+def defer(function: Any, *args: Any) -> None:
+    """Run ``function(*args)`` soon on the SDK's background thread; safe inside finalizers."""
+    _deferred.put((function, args))
+
+
+def _run_deferred() -> None:
+    while True:
+        function, args = _deferred.get()
+        try:
+            function(*args)
+        except Exception as exc:  # noqa: BLE001 - keep the thread alive
+            log_failure("deferred", "deferred tracing work failed", exc)
+
+
+def ensure_background_thread() -> None:
+    """Start the thread that runs deferred work, once per process (again after a fork).
+
+    Called from ``start_span``, never from a finalizer: starting a thread takes locks.
+    """
+    global _reaper, _reaper_pid
+    if _reaper is not None and _reaper_pid == os.getpid():
+        return
+
+    with _reaper_lock:
+        if _reaper is not None and _reaper_pid == os.getpid():
+            return
+        thread = threading.Thread(target=_run_deferred, name="kaizen-finalizer", daemon=True)
+        thread.start()
+        _reaper, _reaper_pid = thread, os.getpid()
+
+
+def drain_deferred(timeout: float = 5.0) -> bool:
+    """Wait until the work deferred so far has run; return False on timeout."""
+    ensure_background_thread()
+    done = threading.Event()
+    defer(done.set)
+    return done.wait(timeout)
+
+
 # --- spans ------------------------------------------------------------------------------
 
 # Spans that started and have not ended yet, so a score given before the trace is queued
 # (a stream still being read) waits for it. Removed in Span.end(); the values are weak so
 # that a span nobody can end any more (a coroutine never awaited) does not stay here.
 _open_spans: weakref.WeakValueDictionary[str, Span] = weakref.WeakValueDictionary()
-_open_lock = threading.Lock()
+_open_lock = threading.RLock()
 
 
 class Span:
@@ -266,7 +319,7 @@ class Span:
         self.total_tokens: int | None = None
         self.error: str | None = None
         self._ended = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._pending_scores: list[dict[str, Any]] = []
 
     @contextlib.contextmanager
@@ -493,6 +546,7 @@ def start_span(
     try:
         if _active_span.get() is not None:
             return None
+        ensure_background_thread()
         if options.sample_rate < 1.0 and random.random() >= options.sample_rate:
             return None
 

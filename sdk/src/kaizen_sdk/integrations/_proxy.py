@@ -7,8 +7,10 @@ chunk to the integration's accumulator and ends the span exactly once:
 
 - the stream is exhausted (``StopIteration`` / ``StopAsyncIteration``): complete;
 - the stream raises: the error is recorded and the span marked incomplete;
-- ``close()`` / ``aclose()`` or the ``with`` / ``async with`` block exits before the end,
-  or the proxy is garbage collected unread: incomplete, with the partial response.
+- ``close()`` / ``aclose()`` or the ``with`` / ``async with`` block exits before the end:
+  incomplete, with the partial response;
+- the proxy is garbage collected before the end: the same, run shortly after on the SDK's
+  background thread (``_tracer.defer``), never inside the garbage collector.
 
 The end logic lives in ``_StreamState``, which holds no reference to the proxy, so a
 ``weakref.finalize`` on the proxy can end the span after the proxy is gone.
@@ -21,7 +23,7 @@ import threading
 import weakref
 from typing import Any, Protocol
 
-from kaizen_sdk._tracer import Span, log_failure
+from kaizen_sdk._tracer import Span, defer, log_failure
 
 __all__ = ["Accumulator", "StreamProxy"]
 
@@ -42,13 +44,16 @@ class _StreamState:
         self.accumulator = accumulator
         self.key = key
         self.done = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def feed(self, chunk: Any) -> None:
         try:
             self.accumulator.add(chunk)
         except Exception as exc:  # noqa: BLE001 - an odd chunk must not break the user's loop
             log_failure(f"{self.key}.chunk", f"could not read a stream chunk of trace {self.span.trace_id}", exc)
+
+    def finish_abandoned(self) -> None:
+        self.finish(incomplete=True)
 
     def finish(self, *, incomplete: bool, error: BaseException | None = None) -> None:
         with self._lock:
@@ -75,7 +80,8 @@ class StreamProxy:
         object.__setattr__(self, "__wrapped__", wrapped)
         object.__setattr__(self, "_kaizen_state", state)
         object.__setattr__(self, "_kaizen_iterator", None)
-        finalizer = weakref.finalize(self, state.finish, incomplete=True)
+        # The finalizer runs in garbage-collector context, so it only defers the work.
+        finalizer = weakref.finalize(self, defer, state.finish_abandoned)
         finalizer.atexit = False  # at exit the exporter may be gone; the stream was abandoned anyway
         object.__setattr__(self, "_kaizen_finalizer", finalizer)
 

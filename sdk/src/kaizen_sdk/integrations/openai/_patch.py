@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kaizen_sdk import _result
-from kaizen_sdk._tracer import InstrumentOptions, Span, log_failure, start_span
+from kaizen_sdk._tracer import InstrumentOptions, Span, defer, log_failure, start_span
 from kaizen_sdk.integrations._chat import ChatChunkAccumulator
 from kaizen_sdk.integrations._proxy import StreamProxy
 from kaizen_sdk.integrations._wrappers import Hooks, async_wrapper, fail, sync_wrapper
@@ -80,7 +80,7 @@ def _start(api: str, kwargs: Mapping[str, Any], options: InstrumentOptions) -> S
 
 # --- finishing ----------------------------------------------------------------------------
 
-_raw_lock = threading.Lock()
+_raw_lock = threading.RLock()
 # id(raw response) -> (weak reference, api, span, finalizer) until .parse() is called
 _raw_pending: dict[int, tuple[weakref.ref[Any], str, Span, weakref.finalize]] = {}
 
@@ -107,7 +107,8 @@ def _raw_abandoned(key: int, api: str, http_response: Any) -> None:
 
 def _register_raw(raw: Any, api: str, span: Span) -> None:
     key = id(raw)
-    finalizer = weakref.finalize(raw, _raw_abandoned, key, api, getattr(raw, "http_response", None))
+    # The finalizer runs in garbage-collector context, so it only defers the work.
+    finalizer = weakref.finalize(raw, defer, _raw_abandoned, key, api, getattr(raw, "http_response", None))
     finalizer.atexit = False
     with _raw_lock:
         _raw_pending[key] = (weakref.ref(raw), api, span, finalizer)
