@@ -1,5 +1,9 @@
 """Sustained export rate to a local CT server, and memory at the queue bound during an outage.
 
+Part 0 (exporter alone): the same traces go to a no-op HTTP sink in another process, which
+shows the exporter's own ceiling and its CPU cost per trace: the caller's enqueue, and the
+background thread's cleaning, JSON encoding and HTTP.
+
 Part 1 (throughput): starts `kaizen serve` on a fresh SQLite file, queues `--traces` realistic
 traces (about 1.5 KB of JSON each, the shape the openai integration produces) as fast as one
 thread can, and times how long the exporter takes to deliver them all (`flush()`). It then
@@ -95,6 +99,57 @@ def start_server(directory: Path) -> tuple[subprocess.Popen, str, str]:
 
     process.kill()
     raise SystemExit(f"kaizen serve did not start; see {directory / 'server.log'}")
+
+
+SINK_WORKER = """
+import sys, time
+sys.path.insert(0, {bench_dir!r})
+from exporter_overhead import start_sink
+server, url = start_sink()
+print(url, flush=True)
+time.sleep(3600)
+"""
+
+
+def measure_exporter_alone(traces: int) -> dict:
+    from kaizen_sdk import _exporter
+    from kaizen_sdk._config import resolve_settings
+
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SINK_WORKER.format(bench_dir=str(Path(__file__).resolve().parent))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = sink.stdout.readline().strip()
+        _exporter.reset(0)
+        _exporter.configure(resolve_settings(api_key="key", base_url=url, max_queue_size=traces))
+        exporter = _exporter.get_exporter()
+        prepared = [make_trace("ALONE") for _ in range(traces)]
+
+        process_started = time.process_time()
+        caller_started = time.thread_time()
+        started = time.perf_counter()
+        for trace in prepared:
+            exporter.enqueue_trace(trace)
+        caller_cpu = time.thread_time() - caller_started
+        delivered = _exporter.flush(600)
+        elapsed = time.perf_counter() - started
+        caller_cpu_total = time.thread_time() - caller_started  # includes waiting in flush (no CPU)
+        process_cpu = time.process_time() - process_started
+        stats = _exporter.stats()
+        _exporter.reset(0)
+    finally:
+        sink.kill()
+        sink.wait()
+
+    return {
+        "traces": traces,
+        "delivered": delivered and stats["sent"] == traces,
+        "traces_per_second": traces / elapsed,
+        "enqueue_us": caller_cpu / traces * 1e6,
+        "background_us": (process_cpu - caller_cpu_total) / traces * 1e6,
+    }
 
 
 def measure_throughput(base_url: str, api_key: str, traces: int, batch_size: int, paced_seconds: float) -> dict:
@@ -208,6 +263,7 @@ def main() -> None:
     spool_dir = workdir / "spool"
     outages = [measure_outage(args.outage_rate, args.outage_seconds, None), measure_outage(args.outage_rate, args.outage_seconds, str(spool_dir))]
 
+    alone = measure_exporter_alone(args.traces)
     process, base_url, api_key = start_server(workdir)
     try:
         results = [measure_throughput(base_url, api_key, args.traces, batch, args.paced_seconds) for batch in (100, 500)]
@@ -217,6 +273,11 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"load average: {os.getloadavg()[0]:.2f} (two outage processes ran alongside part 1)")
+    print("\nExporter alone, no-op HTTP sink in another process")
+    print(
+        f"  {alone['traces']} traces delivered at {alone['traces_per_second']:.0f} traces/s (all sent: {alone['delivered']}); "
+        f"CPU per trace: {alone['enqueue_us']:.1f} us on the caller (enqueue), {alone['background_us']:.1f} us on the export thread"
+    )
     print("\nSustained export to kaizen serve (SQLite, same machine)")
     for result in results:
         print(
