@@ -1,9 +1,9 @@
 """Invariants across integrations, end to end through a running CT server.
 
-One user-level call gives one trace whatever is instrumented and in whatever order;
-exceptions propagate as the same object; instrumenting is thread-safe; concurrent async
-and threaded calls each get their own trace with the right task; a sync call inside a
-running event loop blocks the loop only for the call itself.
+- One user-level call gives one trace, whatever is instrumented and in whatever order.
+- Exceptions propagate as the same object, and instrumenting is thread-safe.
+- Concurrent async and threaded calls each get their own trace with the right task.
+- A sync call inside a running event loop blocks the loop only for the call itself.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ async def test_sync_call_in_event_loop_blocks_only_itself(kaizen_env, stub_llm):
     await task
 
     assert call_seconds >= 0.1
-    # The longest stall of the loop is the call itself plus scheduling noise.
+    # The maximum stall of the loop is the call itself plus scheduling noise.
     assert max(gaps) < call_seconds + 0.05
 
 

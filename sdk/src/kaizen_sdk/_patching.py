@@ -88,9 +88,8 @@ def wrap(owner: Any, name: str, make_wrapper: Callable[[Callable[..., Any]], Cal
     """Replace ``owner.name`` by ``make_wrapper(original)``; return False when already wrapped.
 
     ``make_wrapper`` receives the plain function (the ``__func__`` of a staticmethod or
-    classmethod) and returns the replacement; the replacement gets the original's name,
-    qualified name, docstring, ``__dict__`` and ``__wrapped__``, and the same descriptor
-    type. Raises ``AttributeError`` when ``owner`` has no attribute ``name``.
+    classmethod) and returns the replacement. The replacement gets the original's name,
+    qualified name, docstring, ``__dict__``, ``__wrapped__`` and descriptor type. Raises ``AttributeError`` when ``owner`` has no attribute ``name``.
     """
     with patch_lock:
         key = (id(owner), name)

@@ -250,8 +250,8 @@ def drain_deferred(timeout: float = 5.0) -> bool:
 # --- spans ------------------------------------------------------------------------------
 
 # Spans that started and have not ended yet, so a score given before the trace is queued
-# (a stream still being read) waits for it. Removed in Span.end(); the values are weak so
-# that a span nobody can end any more (a coroutine never awaited) does not stay here.
+# (a stream still being read) waits for it. Removed in Span.end(). The values are weak,
+# so a span that can no longer end (its coroutine was never awaited) does not stay here.
 _open_spans: weakref.WeakValueDictionary[str, Span] = weakref.WeakValueDictionary()
 _open_lock = threading.RLock()
 
