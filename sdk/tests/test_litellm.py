@@ -229,3 +229,18 @@ def test_uninstrument_restores(monkeypatch):
         kaizen_sdk.uninstrument(litellm)
         assert litellm.completion is completion
         assert litellm.acompletion is acompletion
+
+
+async def test_completion_with_acompletion_flag(collector, connection):
+    # litellm 1.53 fails on this call shape with or without the SDK; the dispatcher of
+    # later releases turns it into acompletion().
+    pytest.importorskip("litellm.chat_completions.dispatch")
+    pending = litellm.completion(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": TRIAGE_PROMPT}], acompletion=True, **connection
+    )
+    assert inspect.isawaitable(pending)
+    response = await pending
+    assert response.ct_trace_id == collector.last["id"]
+    assert collector.last["response_text"] == reply_text(TRIAGE_PROMPT)
+    assert "acompletion" not in collector.last["parameters"]
+    assert len(collector.traces) == 1
