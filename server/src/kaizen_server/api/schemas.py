@@ -63,6 +63,23 @@ class ItemResult(BaseModel):
 
 
 class IngestResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"type": "trace", "id": EXAMPLE_TRACE_ID, "status": "accepted", "error": None, "warnings": []},
+                        {"type": "trace", "id": "not-a-uuid", "status": "rejected",
+                         "error": "field 'latency_ms' = -3.0: Input should be greater than or equal to 0", "warnings": []},
+                    ],
+                    "accepted": 1,
+                    "duplicate": 0,
+                    "rejected": 1,
+                }
+            ]
+        }
+    )
+
     items: list[ItemResult]
     accepted: int
     duplicate: int
@@ -80,6 +97,10 @@ class ScoreOut(BaseModel):
 
 
 class ScoreResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "6f1d2c1e-8d0b-4a47-a1a4-3c1c7f0b9b01", "trace_id": EXAMPLE_TRACE_ID, "status": "accepted"}]}
+    )
+
     id: str
     trace_id: str
     status: Literal["accepted", "duplicate"]
@@ -144,6 +165,19 @@ class Figures(BaseModel):
 
 
 class TaskSummary(Figures):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task": "SUMMARIZE_PROMPT", "trace_count": 1520, "scored_count": 310, "mean_score": 0.82,
+                    "error_count": 4, "error_rate": 0.002632, "mean_latency_ms": 640.2, "p50_latency_ms": 580.1,
+                    "p95_latency_ms": 1210.4, "prompt_tokens": 281000, "completion_tokens": 95000, "total_tokens": 376000,
+                    "first_seen": "2026-01-02T08:00:12+00:00", "last_seen": "2026-01-31T17:42:03+00:00", "prompt_version_count": 2,
+                }
+            ]
+        }
+    )
+
     task: str
     prompt_version_count: int
 
