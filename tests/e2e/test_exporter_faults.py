@@ -303,7 +303,9 @@ def test_exit_with_dead_server_is_bounded(tmp_path: Path) -> None:
 
     assert completed.returncode == 0, completed.stderr
     exit_seconds = ended - float(completed.stdout.strip().splitlines()[-1])
-    assert exit_seconds < 1.0 + 1.0  # exit_timeout plus interpreter teardown
+    # exit_timeout (1 s) plus interpreter teardown on a busy machine; the request timeout
+    # (30 s) would show if the exit flush were not bounded.
+    assert exit_seconds < 2.5
     assert "not sent to" in completed.stderr
 
 
