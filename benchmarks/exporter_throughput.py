@@ -4,9 +4,9 @@ Part 0 (exporter alone): the same traces go to a no-op HTTP sink in another proc
 shows the exporter's own ceiling and its CPU cost per trace: the caller's enqueue, and the
 background thread's cleaning, JSON encoding and HTTP.
 
-Part 1 (throughput): starts `kaizen serve` on a fresh SQLite file, queues `--traces` realistic
-traces (about 1.5 KB of JSON each, the shape the openai integration produces) as fast as one
-thread can, and times how long the exporter takes to deliver them all (`flush()`). It then
+Part 1 (throughput): starts `kaizen serve` on a fresh SQLite file and queues `--traces`
+realistic traces (about 1.3 KB of JSON each, the shape the openai integration produces) as
+fast as one thread can. It times how long the exporter takes to deliver them all (`flush()`). It then
 paces traces at 80 % of that rate for `--paced-seconds` to confirm that the exporter keeps up
 without drops.
 

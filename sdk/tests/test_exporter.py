@@ -24,7 +24,7 @@ from kaizen_sdk._spool import Spool
 
 
 class IngestEndpoint:
-    """Record ingest bodies and answer them; `script` holds responses to use first, in order."""
+    """Record ingest bodies and respond to them. `script` contains responses to use first, in order."""
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
@@ -575,7 +575,7 @@ def test_forked_child_starts_empty(endpoint) -> None:
 
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: report what it sees, never return into pytest
+    if pid == 0:  # child: report its state through the pipe, never return into pytest
         try:
             child_endpoint = IngestEndpoint()
             child = _exporter.get_exporter()

@@ -1,6 +1,6 @@
 """Exporter fault tests: a real `kaizen serve` process, real sockets on 127.0.0.1.
 
-Tests that kill or start the CT server run their own `kaizen serve`; the others share the
+Tests that kill or start the CT server run their own `kaizen serve`. The others share the
 session's server and tell their traces apart by a unique task name. Where a fault must be
 injected between the SDK and the server, a small HTTP proxy that this file owns sits between. Every test
 checks the same two promises: the caller's enqueue returns at once whatever the server does,
@@ -111,9 +111,9 @@ def own_server(tmp_path: Path):
 class FaultProxy:
     """HTTP proxy on 127.0.0.1 that injects one scripted fault per ingest request.
 
-    Faults: "500" and "429" answer without forwarding; "slow" forwards, then answers only
-    after `slow_seconds` (beyond the client's timeout); "drop" forwards, then closes the
-    connection without an answer. Without a scripted fault the request passes through.
+    Faults: "500" and "429" respond without forwarding. "slow" forwards, then responds only
+    after `slow_seconds` (beyond the client's timeout). "drop" forwards, then closes the
+    connection without a response. Without a scripted fault the request passes through.
     `forwarded` counts, per trace id, how many requests carried it to the server.
     """
 
@@ -152,7 +152,7 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.forwarded.update(trace["id"] for trace in json.loads(body)["traces"])
                 if fault == "drop":
-                    self.close_connection = True  # the server stored the batch; the client gets no answer
+                    self.close_connection = True  # the server stored the batch, the client gets no response
                     return
                 if fault == "slow":
                     time.sleep(proxy.slow_seconds)
@@ -170,7 +170,7 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(body)
                 except OSError:
-                    pass  # the client gave up waiting ("slow"): nothing to answer
+                    pass  # the client gave up waiting ("slow"), so nobody reads the response
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -271,7 +271,7 @@ def test_transient_fault_recovers_once(ct_server, fault: str) -> None:
         assert elapsed >= 2.0  # two Retry-After: 1 answers were honoured
     if fault in ("slow", "drop"):
         # The server stored those batches although the client saw an error, and they were
-        # sent again: the store still holds each trace once.
+        # sent again, and the store still contains each trace once.
         assert max(proxy.forwarded.values()) >= 2
 
 
