@@ -268,10 +268,10 @@ def test_transient_fault_recovers_once(ct_server, fault: str) -> None:
     assert set(ids) == {trace["id"] for trace in traces}
     assert _exporter.stats()["retried"] >= 2
     if fault == "429":
-        assert elapsed >= 2.0  # two Retry-After: 1 answers were honoured
+        assert elapsed >= 2.0  # two Retry-After: 1 responses were honoured
     if fault in ("slow", "drop"):
-        # The server stored those batches although the client saw an error, and they were
-        # sent again, and the store still contains each trace once.
+        # The server stored those batches although the client saw an error. They were sent
+        # again, yet the store still contains each trace once.
         assert max(proxy.forwarded.values()) >= 2
 
 
