@@ -456,3 +456,41 @@ def test_openai_calls_unaffected_by_dead_server(tmp_path: Path, stub_llm, monkey
     assert all(result.choices[0].message.content for result in results)
     assert {trace["task"] for trace in stored} == {"FAULT_SUMMARY_PROMPT"}
     assert len({trace["id"] for trace in stored}) == 20
+
+
+def test_openai_threads_all_arrive_once(ct_server, stub_llm, monkeypatch: pytest.MonkeyPatch) -> None:
+    openai = pytest.importorskip("openai")
+    import kaizen_sdk
+
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    kaizen_sdk.instrument(openai, api_key=ct_server.api_key, base_url=ct_server.base_url, flush_interval=0.05)
+    client = openai.OpenAI(base_url=stub_llm.base_url, api_key="sk-test", max_retries=0)
+    marker = uuid.uuid4().hex[:8]
+    trace_ids: list[list[str]] = [[] for _ in range(8)]
+
+    def work(index: int) -> None:
+        for call in range(40):
+            result = client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": FAULT_SUMMARY_PROMPT.format(ticket=f"{marker} thread {index} call {call}")}],
+            )
+            trace_ids[index].append(result.ct_trace_id)
+
+    try:
+        threads = [threading.Thread(target=work, args=(index,)) for index in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert kaizen_sdk.flush(30)
+    finally:
+        kaizen_sdk.uninstrument(openai)
+
+    expected = {trace_id for ids in trace_ids for trace_id in ids}
+    with CTClient(ct_server.api_key, ct_server.base_url) as api:
+        stored = [trace for trace in api.iter_traces(task="FAULT_SUMMARY_PROMPT", page_size=200) if trace["id"] in expected]
+    assert len(expected) == 320
+    assert len(stored) == 320
+    assert all(marker in trace["prompt_text"] for trace in stored)
+    assert _exporter.stats()["sent"] == 320
+    assert _exporter.stats()["dropped"] == 0
