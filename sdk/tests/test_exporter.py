@@ -644,3 +644,42 @@ def test_event_loop_not_blocked(endpoint, exporters) -> None:
     endpoint.gate.set()
 
     assert longest_gap < 0.5  # generous: a blocked loop would stall for the request timeout (2 s)
+
+
+def test_non_finite_numbers_sent_as_null(endpoint, exporters) -> None:
+    exporter = exporters(endpoint)
+    odd = make_trace(parameters={"temperature": float("nan"), "top_p": float("inf")})
+    normal = make_trace()
+
+    exporter.enqueue_trace(odd)
+    exporter.enqueue_trace(normal)
+
+    assert exporter.flush(5)
+    assert endpoint.trace_ids == [odd["id"], normal["id"]]
+    assert endpoint.bodies[0]["traces"][0]["parameters"] == {"temperature": None, "top_p": None}
+
+
+def test_circular_trace_dropped_alone(endpoint, exporters) -> None:
+    exporter = exporters(endpoint)
+    circular = make_trace()
+    circular["parameters"] = {"self": circular}
+    normal = make_trace()
+
+    exporter.enqueue_trace(circular)
+    exporter.enqueue_trace(normal)
+    exporter.flush(5)
+
+    assert endpoint.trace_ids == [normal["id"]]
+    assert exporter.stats()["dropped"] == 1
+
+
+def test_non_dict_item_dropped_alone(endpoint, exporters) -> None:
+    exporter = exporters(endpoint)
+    normal = make_trace()
+
+    exporter.enqueue_trace(["not", "a", "dict"])  # type: ignore[arg-type]
+    exporter.enqueue_trace(normal)
+    exporter.flush(5)
+
+    assert endpoint.trace_ids == [normal["id"]]
+    assert exporter.stats()["dropped"] == 1
