@@ -11,20 +11,20 @@ on the first enqueue:
 - batches are sent one at a time, so a score always reaches the server after the trace that
   was queued before it;
 - transient failures (connection errors, timeouts, 408, 429, 5xx) are retried with
-  exponential backoff and jitter, honouring `Retry-After`; other 4xx are not retried (a 413
-  batch is split in two first). A server that cannot be connected to is retried without
-  limit, because the queue bound already caps memory; failures of a server that answered
-  count towards `max_retries`. Ingest is idempotent on the SDK's ids, so a retry after a
-  lost response never duplicates data;
+  exponential backoff and jitter, honouring `Retry-After`. Other 4xx are not retried, but a
+  batch rejected with 413 is split in two first. A server that cannot be connected to is
+  retried without limit, because the queue bound already caps memory. Failures of a server
+  that responded count towards `max_retries`. Ingest is idempotent on the SDK's ids, so a
+  retry after a lost response never duplicates data;
 - with a spool directory, a batch that hits a transient failure goes to the on-disk spool
-  (`_spool`) instead of being retried in memory, later batches follow it there while it is
-  non-empty (to keep order), and the spool is drained when the server answers again, also by
+  (`_spool`) instead of being retried in memory. Later batches follow it there while it is
+  non-empty, to keep the order. The spool is drained when the server responds again, also by
   the next process that opens the same directory.
 
 `flush(timeout)` waits for what was queued before the call. At interpreter exit the queue is
-flushed for at most `exit_timeout` seconds; what is left then is written to the spool if there
-is one and otherwise counted as dropped and logged. After `os.fork()` the child starts with an
-empty queue and no thread: the parent's pending items are the parent's to send.
+flushed for at most `exit_timeout` seconds. What is left then is written to the spool if there
+is one, and otherwise counted as dropped and logged. After `os.fork()` the child starts with
+an empty queue and no thread, because the parent's pending items are the parent's to send.
 """
 
 from __future__ import annotations
