@@ -360,3 +360,23 @@ def test_capped_scan_offers_older_traces(browser, api, monkeypatch):
     page = browser.get("/tasks/SUMMARIZE_PROMPT?errors=1")
     assert "Looked through 5 traces; 0 matched." in page.text
     assert "Look through older traces" in page.text
+
+
+def test_score_histogram_bins(store, api):
+    from kaizen_server.dashboard import queries
+    from kaizen_server.store import read
+
+    values = [0.0, 0.05, 0.1, 0.55, 0.99, 1.0, 1.0]
+    traces = [make_trace(task="HISTOGRAM_PROMPT", started_at=hours_ago(index / 60)) for index in range(len(values) + 2)]
+    api.ingest(traces, [make_score(trace["id"], value) for trace, value in zip(traces, values)])
+    project_id = store.find_key(api.key).project_id
+    with read(store.engine) as connection:
+        full = queries.score_histogram(connection, project_id, "HISTOGRAM_PROMPT", None)
+        newest = queries.score_histogram(connection, project_id, "HISTOGRAM_PROMPT", None, sample=3)
+    assert full["bins"] == [2, 1, 0, 0, 0, 1, 0, 0, 0, 3]
+    assert full["scored"] == 7
+    assert full["read"] == 9
+    assert full["capped"] is False
+    assert newest["bins"] == [2, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert newest["read"] == 3
+    assert newest["capped"] is True

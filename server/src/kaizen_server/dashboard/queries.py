@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 # The store's list query builds its filter conditions and rows with these helpers; reusing
 # them keeps the dashboard's bounded scan filtering exactly like the API.
@@ -24,12 +24,14 @@ from kaizen_server.store.rollups import day_of, hour_of
 from kaizen_server.store.schema import task_rollups, task_rollups_daily, traces
 
 # The score histogram reads at most this many of the newest traces of a task in the window.
-HISTOGRAM_SAMPLE = 20_000
+# SQLite stores `score` after the large text columns, so each trace read costs a whole row:
+# 5,000 rows take about 50 ms on the benchmark machine (docs/benchmarks.md).
+HISTOGRAM_SAMPLE = 5_000
 HISTOGRAM_BINS = 10
 # Review mode looks for the next unscored trace among at most this many older traces.
 REVIEW_SCAN = 5_000
 # A filtered trace list tests its conditions on at most this many traces per page request.
-FILTER_SCAN = 10_000
+FILTER_SCAN = 5_000
 # Sparklines never look further back than this, whatever the window.
 SPARKLINE_MAX_DAYS = 30
 
@@ -72,8 +74,8 @@ def score_histogram(
     """Count the latest scores of the newest `sample` traces of a task in HISTOGRAM_BINS bins of width 0.1.
 
     Returns `bins` (counts: bin i covers [i/10, (i+1)/10), and the last one includes 1.0),
-    `scored`, and `read` (traces looked at). `capped` is True when the task has more traces
-    in the window than were read, so the figures describe the newest ones only.
+    `scored`, and `read` (traces looked at). `capped` is True when `sample` traces were read,
+    so the figures describe the newest `sample` traces of the window, which may be all of them.
     """
     conditions = [traces.c.project_id == project_id, traces.c.task == task]
     if since is not None:
@@ -82,21 +84,25 @@ def score_histogram(
         select(traces.c.score)
         .where(*conditions)
         .order_by(traces.c.started_at.desc(), traces.c.pk.desc())
-        .limit(sample + 1)
+        .limit(sample)
         .subquery()
     )
-    values = [row.score for row in connection.execute(select(newest.c.score))]
-    capped = len(values) > sample
-    values = values[:sample]
-    bins = [0] * HISTOGRAM_BINS
-    scored = 0
-    for value in values:
-        if value is None:
-            continue
-        scored += 1
-        bins[min(HISTOGRAM_BINS - 1, max(0, int(value * HISTOGRAM_BINS)))] += 1
-
-    return {"bins": bins, "scored": scored, "read": len(values), "capped": capped}
+    # One row of counts, one column per bin, so the rows never travel to Python; comparisons
+    # instead of floor() work the same on SQLite and PostgreSQL.
+    edges = [index / HISTOGRAM_BINS for index in range(1, HISTOGRAM_BINS)]
+    columns = [func.count().label("read"), func.count(newest.c.score).label("scored")]
+    low = None
+    for index, high in enumerate(edges + [None]):
+        condition = newest.c.score.is_not(None)
+        if low is not None:
+            condition = and_(condition, newest.c.score >= low)
+        if high is not None:
+            condition = and_(condition, newest.c.score < high)
+        columns.append(func.sum(case((condition, 1), else_=0)).label(f"bin_{index}"))
+        low = high
+    row = connection.execute(select(*columns)).one()
+    bins = [int(getattr(row, f"bin_{index}") or 0) for index in range(HISTOGRAM_BINS)]
+    return {"bins": bins, "scored": int(row.scored), "read": int(row.read), "capped": int(row.read) >= sample}
 
 
 def next_unscored_trace(connection: Connection, project_id: int, task: str, trace_id: str) -> str | None:
