@@ -683,3 +683,20 @@ def test_non_dict_item_dropped_alone(endpoint, exporters) -> None:
 
     assert endpoint.trace_ids == [normal["id"]]
     assert exporter.stats()["dropped"] == 1
+
+
+def test_full_spool_drops_and_counts(endpoint, exporters, tmp_path, caplog) -> None:
+    exporter = exporters(endpoint, spool_dir=str(tmp_path), spool_max_bytes=65_536, max_batch_size=10)
+    endpoint.script = [httpx.ConnectError("refused")] * 1000
+
+    with caplog.at_level(logging.WARNING, logger="kaizen_sdk.exporter"):
+        for _ in range(100):
+            exporter.enqueue_trace(make_trace(prompt_text="p" * 2000))
+        delivered = exporter.flush(5)
+
+    stats = exporter.stats()
+    assert not delivered
+    assert stats["spooled"] + stats["dropped"] == 100
+    assert stats["dropped"] > 0
+    assert Spool(str(tmp_path), 65_536).stored_bytes() <= 65_536
+    assert any("spool" in record.message and "is full" in record.message for record in caplog.records)
