@@ -7,7 +7,8 @@ prompt, and is sent to a CT server by a background exporter.
 
 from kaizen_sdk._instrument import instrument, uninstrument
 from kaizen_sdk._exporter import flush, stats
-from kaizen_sdk._tracer import last_trace_id, task
+from kaizen_sdk._detection import task
+from kaizen_sdk._tracer import last_trace_id
 from kaizen_sdk.client import CTClient
 from kaizen_sdk.errors import (
     AuthenticationError,
