@@ -54,6 +54,17 @@ def test_unknown_keyword_rejected():
         kaizen_sdk.instrument(openai, flush_every=3)
 
 
+def test_unknown_keyword_lists_each_once():
+    with pytest.raises(TypeError) as caught:
+        kaizen_sdk.instrument(openai, flush_every=3)
+
+    accepted = str(caught.value).split("accepted: ", 1)[1].split(", ")
+    assert len(accepted) == len(set(accepted)), accepted
+    assert "api_key" in accepted
+    assert "base_url" in accepted
+    assert "task_map" in accepted
+
+
 def test_exporter_keyword_accepted():
     kaizen_sdk.instrument(openai, max_queue_size=50)
     assert _instrument.instrumented_libraries() == ["openai"]

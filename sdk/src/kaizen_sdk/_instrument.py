@@ -78,7 +78,7 @@ def _configure_exporter(api_key: str | None, base_url: str | None, exporter_keyw
     if unknown:
         raise TypeError(
             f"instrument() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-            f"accepted: task_map, ignore_unmapped, api_key, base_url, {', '.join(sorted(known))}"
+            f"accepted: task_map, ignore_unmapped, {', '.join(sorted(known))}"
         )
 
     settings = _config.resolve_settings(api_key=api_key, base_url=base_url, **exporter_keywords)
