@@ -6,6 +6,7 @@ process-global functions. Real sockets and a real server are in tests/e2e.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,10 +18,12 @@ from typing import Callable
 import httpx
 import pytest
 
-from kaizen_sdk import _exporter
+import kaizen_sdk
+from kaizen_sdk import _exporter, _tracer
 from kaizen_sdk._config import Settings
 from kaizen_sdk._exporter import Exporter
 from kaizen_sdk._spool import Spool
+from kaizen_sdk._tracer import InstrumentOptions
 
 
 class IngestEndpoint:
@@ -333,6 +336,34 @@ def test_flush_with_nothing_queued(endpoint, exporters) -> None:
 
     assert exporter.flush(0)
     assert endpoint.attempts == 0
+
+
+def test_flush_waits_for_deferred_span_end(endpoint) -> None:
+    # The span of an abandoned stream is ended on the tracer's background thread after the
+    # garbage collector finds the stream; flush() must wait for that before it flushes.
+    _exporter.configure(settings(flush_interval=60), http_transport=httpx.MockTransport(endpoint))
+    span = _tracer.start_span("openai", [{"role": "user", "content": "hi"}], model="gpt-4o", options=InstrumentOptions())
+    assert span is not None
+    _tracer.defer(time.sleep, 0.3)  # the background thread is still busy when flush() starts
+    _tracer.defer(functools.partial(span.end, incomplete=True))
+
+    assert kaizen_sdk.flush(5)
+    assert span.trace_id in endpoint.trace_ids
+    delivered = [trace for body in endpoint.bodies for trace in body["traces"]]
+    assert delivered[0]["incomplete"] is True
+
+
+def test_flush_timeout_covers_deferred_work(endpoint) -> None:
+    _exporter.configure(settings(flush_interval=60), http_transport=httpx.MockTransport(endpoint))
+    _tracer.defer(time.sleep, 0.5)
+
+    started = time.monotonic()
+    delivered = kaizen_sdk.flush(0.1)
+    elapsed = time.monotonic() - started
+
+    assert not delivered
+    assert elapsed < 0.4
+    assert _tracer.drain_deferred()
 
 
 def test_redact_applied_before_send(endpoint, exporters) -> None:

@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from kaizen_sdk import _tracer
 from kaizen_sdk._config import Settings
 from kaizen_sdk._payload import RedactError, prepare_score, prepare_trace
 from kaizen_sdk._spool import Spool
@@ -935,7 +936,13 @@ def flush(timeout: float | None = None) -> bool:
         return True
 
     try:
-        return exporter.flush(timeout)
+        # Spans of abandoned streams and unparsed raw responses are ended on the tracer's
+        # background thread after the garbage collector finds them; drain that first, so
+        # their traces are queued before the exporter's flush target is taken.
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        drained = _tracer.drain_deferred(timeout)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return exporter.flush(remaining) and drained
     except Exception as exc:
         logger.error("flush failed: %r", exc)
         return False

@@ -239,8 +239,16 @@ def ensure_background_thread() -> None:
         _reaper, _reaper_pid = thread, os.getpid()
 
 
-def drain_deferred(timeout: float = 5.0) -> bool:
-    """Wait until the work deferred so far has run; return False on timeout."""
+def drain_deferred(timeout: float | None = 5.0) -> bool:
+    """Wait until the work deferred so far has run; return False on timeout.
+
+    ``timeout=None`` waits as long as it takes. Called on the background thread itself (a
+    deferred function that calls ``flush()``), it returns True at once instead of waiting
+    for itself.
+    """
+    if threading.current_thread() is _reaper:
+        return True
+
     ensure_background_thread()
     done = threading.Event()
     defer(done.set)
