@@ -224,7 +224,8 @@ def test_review_mode_opens_next_unscored(browser, api):
     newest, scored, older = make_trace(started_at=hours_ago(1)), make_trace(started_at=hours_ago(2)), make_trace(started_at=hours_ago(3))
     api.ingest([newest, scored, older], [make_score(scored["id"], 1.0)])
     page = browser.get(f"/traces/{newest['id']}")
-    assert f'href="/traces/{older["id"]}' in page.text
+    jump = browser.get(f"/traces/{newest['id']}/next-unscored?review=1", follow_redirects=False)
+    assert jump.headers["location"] == f"/traces/{older['id']}?review=1"
     response = browser.post(
         f"/traces/{newest['id']}/score", data={"csrf_token": csrf_of(page.text), "score": "0.5", "review": "1"}, follow_redirects=False
     )
@@ -233,6 +234,9 @@ def test_review_mode_opens_next_unscored(browser, api):
         f"/traces/{older['id']}/score", data={"csrf_token": csrf_of(page.text), "score": "0.5", "review": "1"}, follow_redirects=False
     )
     assert last.headers["location"] == f"/traces/{older['id']}?scored=1&review=1"
+    none_left = browser.get(f"/traces/{older['id']}/next-unscored", follow_redirects=False)
+    assert none_left.headers["location"] == f"/traces/{older['id']}?none=1"
+    assert "No other unscored trace" in browser.get(none_left.headers["location"]).text
 
 
 def test_settings_key_is_shown_once(browser, api):

@@ -253,13 +253,13 @@ def _trace_page(request: Request, session: Session, trace_id: str, *, error: str
     if trace is None:
         return not_found(request, session, f"No trace {trace_id} in project {session.project!r}.")
 
-    with read(store.engine) as connection:
-        next_unscored = queries.next_unscored_trace(connection, session.project_id, trace["task"], trace_id)
-
+    # The next unscored trace is looked up only when asked for (GET .../next-unscored), because
+    # in a fully scored task the lookup reads thousands of rows.
     return render(
         request, "trace.html", status_code=status_code, session=session, trace=trace, task_url=task_url(trace["task"]),
-        next_unscored=next_unscored, error=error, form=form or {}, scored=request.query_params.get("scored") == "1",
-        review=request.query_params.get("review") == "1",
+        error=error, form=form or {}, scored=request.query_params.get("scored") == "1",
+        review=request.query_params.get("review") == "1", none_unscored=request.query_params.get("none") == "1",
+        review_scan=queries.REVIEW_SCAN,
     )
 
 
@@ -282,6 +282,30 @@ def trace_page(request: Request, trace_id: str) -> Response:
         return not_found(request, session, f"{trace_id[:80]!r} is not a trace id: trace ids are UUIDs.")
 
     return _trace_page(request, session, canonical)
+
+
+@router.get("/traces/{trace_id}/next-unscored")
+def next_unscored(request: Request, trace_id: str) -> Response:
+    """Redirect to the next unscored trace of this trace's task, or back here with a notice."""
+    session = current_session(request)
+    if session is None:
+        return redirect_to_login(request)
+
+    canonical = _trace_id_or_none(trace_id)
+    if canonical is None:
+        return not_found(request, session, f"{trace_id[:80]!r} is not a trace id: trace ids are UUIDs.")
+
+    review = "review=1&" if request.query_params.get("review") == "1" else ""
+    with read(request.app.state.store.engine) as connection:
+        task = queries.task_of_trace(connection, session.project_id, canonical)
+        if task is None:
+            return not_found(request, session, f"No trace {canonical} in project {session.project!r}.")
+
+        next_id = queries.next_unscored_trace(connection, session.project_id, task, canonical)
+    if next_id is None:
+        return RedirectResponse(f"/traces/{canonical}?{review}none=1", status_code=303)
+
+    return RedirectResponse(f"/traces/{next_id}" + (f"?{review.rstrip('&')}" if review else ""), status_code=303)
 
 
 @router.post("/traces/{trace_id}/score")
@@ -331,9 +355,9 @@ def score_trace(
 
     logger.info("hand score %.3f on trace %s by %s in project %r", value, canonical, session.signed_in_as, session.project)
     if review == "1":
-        trace = store.get_trace(session.project_id, canonical)
         with read(store.engine) as connection:
-            next_id = queries.next_unscored_trace(connection, session.project_id, trace["task"], canonical)
+            task = queries.task_of_trace(connection, session.project_id, canonical)
+            next_id = queries.next_unscored_trace(connection, session.project_id, task, canonical) if task else None
         if next_id is not None:
             return RedirectResponse(f"/traces/{next_id}?review=1&scored=1", status_code=303)
 

@@ -105,6 +105,11 @@ def score_histogram(
     return {"bins": bins, "scored": int(row.scored), "read": int(row.read), "capped": int(row.read) >= sample}
 
 
+def task_of_trace(connection: Connection, project_id: int, trace_id: str) -> str | None:
+    row = connection.execute(select(traces.c.task).where(traces.c.project_id == project_id, traces.c.id == trace_id)).first()
+    return None if row is None else row.task
+
+
 def next_unscored_trace(connection: Connection, project_id: int, task: str, trace_id: str) -> str | None:
     """Return the id of the next unscored trace of `task` after `trace_id` in newest-first order.
 
