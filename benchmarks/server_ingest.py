@@ -1,9 +1,10 @@
 """Ingest throughput of the CT server beside a raw bulk insert into the same database.
 
 For each backend: start `kaizen serve` on a fresh database, send N traces of about 2 KB in
-batches of 100 through `POST /api/v1/ingest` from C client threads, and time it. Then insert
-the same rows (new ids, another project) straight into the `traces` table with SQLAlchemy
-Core, one executemany and one commit per 100 rows, and time that. The ratio shows what the API
+batches of 100 through `POST /api/v1/ingest` from C client threads, and time it. Insert the
+same rows (new ids, another project) straight into the `traces` table with SQLAlchemy Core,
+one executemany and one commit per 100 rows, and time that. The two alternate in rounds, so
+both see the same load when the machine is shared. The ratio shows what the API
 costs on top of the database: HTTP, JSON, validation, idempotency, prompt versions, rollups.
 
     .venv/bin/python benchmarks/server_ingest.py --traces 20000 --clients 2
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -32,59 +34,66 @@ def build_batches(count: int, batch_size: int) -> list[list[dict]]:
     return [traces[offset:offset + batch_size] for offset in range(0, count, batch_size)]
 
 
-def api_rate(base_url: str, key: str, batches: list[list[dict]], clients: int) -> float:
+def api_seconds(client: httpx.Client, batches: list[list[dict]], clients: int) -> float:
     def send(batch: list[dict]) -> None:
         response = client.post("/api/v1/ingest", json={"traces": batch})
         response.raise_for_status()
         if response.json()["accepted"] != len(batch):
             raise RuntimeError(f"not every trace was accepted: {response.text[:500]}")
 
-    with httpx.Client(base_url=base_url, headers={"X-API-Key": key}, timeout=60,
-                      limits=httpx.Limits(max_connections=clients)) as client:
-        send(batches[0])  # warm-up: connection, imports, first prompt version
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=clients) as pool:
-            list(pool.map(send, batches[1:]))
-        elapsed = time.perf_counter() - started
-
-    return sum(len(batch) for batch in batches[1:]) / elapsed
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(send, batches))
+    return time.perf_counter() - started
 
 
-def raw_rate(store: Store, batches: list[list[dict]]) -> float:
-    """Insert the same rows with plain executemany, one transaction per batch."""
-    _, key = store.create_key("raw-insert", "bench")
+def raw_rows(project_id: int, batches: list[list[dict]]) -> list[list[dict]]:
+    """Turn wire traces into `traces` rows, outside the timed part."""
     now = utc_start(0).replace(tzinfo=None)
     rows_per_batch = []
-    for batch in batches[1:]:
+    for batch in batches:
         rows = []
         for raw in batch:
-            item = TraceIn.model_validate({**raw, "id": raw["id"]})
-            row = item.model_dump(exclude={"template"})
-            row.update(project_id=key.project_id, received_at=now, prompt_version_id=None,
+            row = TraceIn.model_validate({**raw, "id": str(uuid.uuid4())}).model_dump(exclude={"template"})
+            row.update(project_id=project_id, received_at=now, prompt_version_id=None,
                        score=None, scored_by=None, score_name=None, scored_at=None)
             rows.append(row)
         rows_per_batch.append(rows)
+    return rows_per_batch
 
+
+def raw_seconds(store: Store, rows_per_batch: list[list[dict]]) -> float:
+    """Insert rows with plain executemany, one transaction per batch."""
     started = time.perf_counter()
     for rows in rows_per_batch:
         with store.engine.begin() as connection:
             connection.execute(traces_table.insert(), rows)
-    elapsed = time.perf_counter() - started
-    return sum(len(rows) for rows in rows_per_batch) / elapsed
+    return time.perf_counter() - started
 
 
-def run_backend(backend: str, count: int, batch_size: int, clients: int, workers: int) -> dict:
+def run_backend(backend: str, count: int, batch_size: int, clients: int, workers: int, rounds: int) -> dict:
+    """Alternate API and raw rounds, so both see the same load on a shared machine."""
     batches = build_batches(count + batch_size, batch_size)
+    warm_up, batches = batches[0], batches[1:]
+    per_round = max(1, len(batches) // rounds)
+    api_total = raw_total = 0.0
     with fresh_database(backend) as db_url:
         store = Store(db_url)
         store.upgrade()
         key, _ = store.create_key("api-ingest", "bench")
-        with running_server(db_url, workers=workers) as base_url:
-            api = api_rate(base_url, key, batches, clients)
-        raw = raw_rate(store, batches)
+        _, raw_key = store.create_key("raw-insert", "bench")
+        with running_server(db_url, workers=workers) as base_url, httpx.Client(
+            base_url=base_url, headers={"X-API-Key": key}, timeout=60, limits=httpx.Limits(max_connections=clients)
+        ) as client:
+            api_seconds(client, [warm_up], 1)
+            for start in range(0, len(batches), per_round):
+                chunk = batches[start:start + per_round]
+                api_total += api_seconds(client, chunk, clients)
+                raw_total += raw_seconds(store, raw_rows(raw_key.project_id, chunk))
         store.close()
 
-    return {"backend": backend, "api": api, "raw": raw}
+    sent = len(batches) * batch_size
+    return {"backend": backend, "api": sent / api_total, "raw": sent / raw_total}
 
 
 def main() -> None:
@@ -94,6 +103,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="traces per request (default 100)")
     parser.add_argument("--clients", type=int, default=2, help="concurrent client threads (default 2)")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating API and raw-insert rounds (default 5)")
     args = parser.parse_args()
 
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -101,7 +111,7 @@ def main() -> None:
     print(f"{args.traces} traces of ~2 KB, batches of {args.batch}, {args.clients} clients, {args.workers} server worker(s)")
     print(f"{'backend':<10} {'API traces/s':>14} {'raw insert rows/s':>18} {'API / raw':>10}")
     for backend in backends:
-        result = run_backend(backend, args.traces, args.batch, args.clients, args.workers)
+        result = run_backend(backend, args.traces, args.batch, args.clients, args.workers, args.rounds)
         print(f"{backend:<10} {result['api']:>14,.0f} {result['raw']:>18,.0f} {result['api'] / result['raw']:>10.2f}")
 
 
