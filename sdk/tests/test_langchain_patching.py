@@ -154,7 +154,7 @@ def _detect_calling_test(messages):
 @pytest.fixture
 def traces(monkeypatch):
     captured: list[dict] = []
-    monkeypatch.setattr(_tracer, "_enqueue", lambda trace, scores: captured.append(trace))
+    monkeypatch.setattr(_tracer, "_enqueue", lambda ended, scores: captured.append(ended.to_trace()))
     monkeypatch.setattr(_tracer, "_detect", _detect_calling_test)
     monkeypatch.setattr(_callsite, "_detect", _detect_calling_test)
     monkeypatch.setattr(_tracer, "_apply_task_map", lambda detection, options: None if options.ignore_unmapped else detection.task)

@@ -220,8 +220,12 @@ class Exporter:
 
     # ----- caller side -------------------------------------------------------------------
 
-    def enqueue_trace(self, trace: dict) -> None:
-        """Queue one trace; never blocks on I/O and never raises."""
+    def enqueue_trace(self, trace: Any) -> None:
+        """Queue one trace; never blocks on I/O and never raises.
+
+        ``trace`` is a dict in the wire format, or an object with a ``to_trace()`` method
+        that returns one (the tracer's ended span), called on the export thread.
+        """
         self._enqueue(TRACE, trace)
 
     def enqueue_score(self, score: dict) -> None:
@@ -514,6 +518,9 @@ class Exporter:
     def _prepare(self, kind: str, payload: dict) -> _Prepared | None:
         settings = self.settings
         try:
+            if kind == TRACE and not isinstance(payload, dict) and hasattr(payload, "to_trace"):
+                # An ended span from the tracer: its dict is built here, off the caller's thread.
+                payload = payload.to_trace()
             if not isinstance(payload, dict):
                 raise TypeError(f"expected a dict in the wire format, got {type(payload).__name__}")
             if kind == TRACE:
@@ -807,7 +814,7 @@ class Exporter:
 
 
 def _item_id(payload: Any) -> Any:
-    return payload.get("id") if isinstance(payload, dict) else None
+    return payload.get("id") if isinstance(payload, dict) else getattr(payload, "trace_id", None)
 
 
 def _problem_detail(response: httpx.Response) -> str:

@@ -5,8 +5,13 @@ the library, so that task detection sees the user's frames. ``start_span`` retur
 when the call is not traced: another span is active in the same context (LangChain calling
 openai underneath, litellm calling openai), ``ignore_unmapped`` drops it, sampling drops it,
 or tracing itself failed. The integration then runs the original call, records the response
-or the error on the span and calls ``Span.end()``, which builds the trace dict of the wire
-format and hands it to the exporter's queue. Nothing else happens on the caller's thread.
+or the error on the span and calls ``Span.end()``, which hands the exporter's queue a
+snapshot of the span. Only the work that must see the call as it happens runs on the
+caller's thread: task detection, a shallow copy of the request, the clock and the trace id.
+The snapshot holds references to values that nobody changes after the call (fresh copies
+made by the integrations, strings, numbers), and the exporter's thread turns it into the
+trace dict of the wire format: media references, ``prompt_text``, JSON-ready values,
+the ``started_at`` text. Fake exporters in tests get the trace dict at once.
 
 Two ``ContextVar``s carry the state, so threads and asyncio tasks never see each other's
 spans: ``_active_span`` is set only while the original call runs (``Span.activate()``), and
@@ -30,11 +35,10 @@ import random
 import re
 import threading
 import time
-import uuid
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 __all__ = [
@@ -222,13 +226,23 @@ def _run_deferred() -> None:
             log_failure("deferred", "deferred tracing work failed", exc)
 
 
+def _forget_reaper_after_fork() -> None:
+    global _reaper
+    _reaper = None  # the thread did not survive the fork; the next start_span starts one
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_reaper_after_fork)
+
+
 def ensure_background_thread() -> None:
     """Start the thread that runs deferred work, once per process (again after a fork).
 
     Called from ``start_span``, never from a finalizer: starting a thread takes locks.
+    The fork hook clears ``_reaper`` in the child, so the common case costs no system call.
     """
     global _reaper, _reaper_pid
-    if _reaper is not None and _reaper_pid == os.getpid():
+    if _reaper is not None:
         return
 
     with _reaper_lock:
@@ -292,6 +306,7 @@ class Span:
         "total_tokens",
         "error",
         "_ended",
+        "_reader",
         "_lock",
         "_pending_scores",
         "__weakref__",
@@ -303,12 +318,12 @@ class Span:
         library: str,
         task: str,
         messages: list[dict[str, Any]],
-        prompt_text: str,
+        prompt_text: str | None,
         model: str | None,
         parameters: dict[str, Any],
         detection: Any,
     ) -> None:
-        self.trace_id = str(uuid.uuid4())
+        self.trace_id = new_trace_id()
         self.library = library
         self.task = task
         self.messages = messages
@@ -316,7 +331,7 @@ class Span:
         self.model = model
         self.parameters = parameters
         self.detection = detection
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = time.time_ns()  # wall clock; formatted on the exporter's thread
         self._start = time.perf_counter()
         self._latency_ms: float | None = None
         self.response_text: str | None = None
@@ -327,6 +342,7 @@ class Span:
         self.total_tokens: int | None = None
         self.error: str | None = None
         self._ended = False
+        self._reader: tuple[Callable[[Span, Any], None], Any] | None = None
         self._lock = threading.RLock()
         self._pending_scores: list[dict[str, Any]] = []
 
@@ -346,7 +362,7 @@ class Span:
     def restart_clock(self) -> None:
         """Start timing again now: an async call starts when its coroutine is first awaited."""
         if self._latency_ms is None:
-            self.started_at = datetime.now(timezone.utc)
+            self.started_at = time.time_ns()
             self._start = time.perf_counter()
 
     def _stop_clock(self) -> None:
@@ -386,6 +402,17 @@ class Span:
             response.update(detail)
         self.response = response or None
 
+    def record_response_later(self, reader: Callable[[Span, Any], None], response: Any) -> None:
+        """Stop the clock now and let ``reader(span, response)`` record the response later.
+
+        The reader runs when the trace is built, on the exporter's thread for the real
+        exporter, so the caller does not pay for reading the response. Use it only for a
+        response object that nobody changes after the call returns it. A reader that raises
+        leaves the trace without a response; the failure is logged.
+        """
+        self._stop_clock()
+        self._reader = (reader, response)
+
     def record_error(self, exc: BaseException) -> None:
         """Record that the call raised ``exc`` as ``"TypeName: message"``."""
         self._stop_clock()
@@ -412,15 +439,15 @@ class Span:
 
         try:
             self._stop_clock()
-            trace = self.to_trace(incomplete=incomplete)
-            _enqueue(trace, scores)
+            _enqueue(_EndedSpan(self, incomplete), scores)
         except Exception as exc:  # noqa: BLE001 - never raise into the user's call
             log_failure("span.end", f"could not queue trace {self.trace_id}", exc)
 
         # Drop the request and response so an ended span that is still referenced (by a
-        # stream proxy the user keeps) does not hold them.
+        # stream proxy the user keeps) does not hold them; the snapshot has its own references.
         self.messages = []
         self.response = None
+        self._reader = None
 
     @property
     def ended(self) -> bool:
@@ -429,31 +456,136 @@ class Span:
 
     def to_trace(self, *, incomplete: bool = False) -> dict[str, Any]:
         """Return the trace dict of the ingest wire format."""
-        detection = self.detection
+        return _EndedSpan(self, incomplete).to_trace()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _iso_utc(time_ns: int) -> str:
+    """Format nanoseconds since the epoch as ISO 8601 in UTC with microseconds and a Z."""
+    moment = _EPOCH + timedelta(microseconds=time_ns // 1000)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class _EndedSpan:
+    """What an ended span hands to the exporter: a snapshot of its fields, not yet a dict.
+
+    Taking the snapshot costs a few attribute reads on the caller's thread. ``to_trace()``
+    does the rest wherever it runs (the exporter's thread for the real exporter). The
+    exporter recognizes the snapshot by its ``to_trace`` method and its ``trace_id``.
+    """
+
+    __slots__ = ("trace_id", "_span_fields", "_incomplete")
+
+    def __init__(self, span: Span, incomplete: bool) -> None:
+        self.trace_id = span.trace_id
+        self._incomplete = bool(incomplete)
+        self._span_fields = (
+            span.library,
+            span.task,
+            span.messages,
+            span.prompt_text,
+            span.model,
+            span.parameters,
+            span.detection,
+            span.started_at,
+            span._latency_ms,
+            span.response_text,
+            span.response,
+            span.response_model,
+            span.prompt_tokens,
+            span.completion_tokens,
+            span.total_tokens,
+            span.error,
+            span._reader,
+        )
+
+    def to_trace(self) -> dict[str, Any]:
+        """Return the trace dict of the ingest wire format."""
+        (
+            library,
+            task,
+            messages,
+            prompt_text,
+            model,
+            parameters,
+            detection,
+            started_at,
+            latency_ms,
+            response_text,
+            response,
+            response_model,
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            error,
+            reader,
+        ) = self._span_fields
+
+        if reader is not None:
+            # Read the response into a scratch span, so the snapshot stays as it was taken.
+            scratch = Span.__new__(Span)
+            scratch._latency_ms = latency_ms
+            scratch.response_model = None
+            try:
+                reader[0](scratch, reader[1])
+                response_text, response = scratch.response_text, scratch.response
+                response_model = scratch.response_model
+                prompt_tokens, completion_tokens = scratch.prompt_tokens, scratch.completion_tokens
+                total_tokens = scratch.total_tokens
+            except Exception as exc:  # noqa: BLE001 - a trace without its response beats no trace
+                log_failure(f"{library}.response", f"could not read the {library} response of trace {self.trace_id}", exc)
+
+        normalized = [_normalize_message(message) for message in messages]
+        if prompt_text is None:
+            prompt_text = prompt_text_of(normalized)
         return {
             "id": self.trace_id,
-            "task": self.task,
-            "messages": self.messages,
-            "prompt_text": self.prompt_text,
-            "response_text": self.response_text,
-            "response": self.response,
-            "model": self.response_model or self.model,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "latency_ms": self._latency_ms if self._latency_ms is not None else 0.0,
-            "started_at": self.started_at.isoformat().replace("+00:00", "Z"),
-            "error": self.error,
-            "incomplete": bool(incomplete),
+            "task": task,
+            "messages": _json_safe(normalized),
+            "prompt_text": prompt_text,
+            "response_text": response_text,
+            "response": response,
+            "model": response_model or model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": total_tokens,
+            "latency_ms": latency_ms if latency_ms is not None else 0.0,
+            "started_at": _iso_utc(started_at),
+            "error": error,
+            "incomplete": self._incomplete,
             "source_variable": getattr(detection, "variable", None),
             "source_file": getattr(detection, "file", None),
             "source_line": getattr(detection, "line", None),
             "detection_rule": getattr(detection, "rule", None),
             "inputs": _json_safe(getattr(detection, "inputs", None)),
             "template": getattr(detection, "template", None),
-            "library": self.library,
-            "parameters": self.parameters,
+            "library": library,
+            "parameters": _json_safe(parameters),
         }
+
+
+_getrandbits = random.getrandbits
+_UUID_VERSION_MASK = 0xF000 << 64
+_UUID_VERSION_4 = 0x4000 << 64
+_UUID_VARIANT_MASK = 0xC000 << 48
+_UUID_VARIANT_RFC_4122 = 0x8000 << 48
+
+
+def new_trace_id() -> str:
+    """Return a random version-4 UUID string.
+
+    The bits come from ``random`` (Mersenne Twister, seeded from the OS and re-seeded in a
+    forked child), not ``uuid.uuid4()``: ``os.urandom`` releases the GIL, and on a busy
+    process the caller then waits for the exporter's thread to hand it back. A trace id is
+    an idempotency key, not a secret, so it needs uniqueness, not unpredictability.
+    """
+    bits = _getrandbits(128)
+    bits = (bits & ~_UUID_VERSION_MASK) | _UUID_VERSION_4
+    bits = (bits & ~_UUID_VARIANT_MASK) | _UUID_VARIANT_RFC_4122
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _count(value: Any) -> int | None:
@@ -478,7 +610,7 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
 _no_exporter_warned = False
 
 
-def _enqueue(trace: dict[str, Any], scores: list[dict[str, Any]]) -> None:
+def _enqueue(ended: _EndedSpan, scores: list[dict[str, Any]]) -> None:
     global _no_exporter_warned
     from kaizen_sdk import _exporter
 
@@ -486,10 +618,12 @@ def _enqueue(trace: dict[str, Any], scores: list[dict[str, Any]]) -> None:
     if exporter is None:
         if not _no_exporter_warned:
             _no_exporter_warned = True
-            logger.debug("no exporter configured; trace %s dropped", trace["id"])
+            logger.debug("no exporter configured; trace %s dropped", ended.trace_id)
         return
 
-    exporter.enqueue_trace(trace)
+    # The real exporter builds the dict on its own thread; any other exporter (a test's
+    # collector) gets the wire format it expects.
+    exporter.enqueue_trace(ended if isinstance(exporter, _exporter.Exporter) else ended.to_trace())
     for score in scores:
         exporter.enqueue_score(score)
 
@@ -546,8 +680,10 @@ def start_span(
 
     Call it on the caller's thread where the user's call enters the library, before any
     hop to an executor or a new task: task detection walks the caller's frames.
-    ``messages`` are plain dicts in the OpenAI chat shape; base64 media in content parts
-    is replaced by an ``image_ref`` (type, size, SHA-256). ``detection`` is a result of
+    ``messages`` are plain dicts in the OpenAI chat shape, and ``parameters`` a plain
+    dict, both built for this call: the trace is built from them later, on the exporter's
+    thread, so nobody may change them afterwards. There base64 media in content parts is
+    replaced by an ``image_ref`` (type, size, SHA-256). ``detection`` is a result of
     ``detect_task`` taken earlier on the caller's thread, for a call that reaches its span
     in an executor thread or a new task (LangChain's ``batch`` and ``agenerate``). Never raises.
     """
@@ -558,7 +694,10 @@ def start_span(
         if options.sample_rate < 1.0 and random.random() >= options.sample_rate:
             return None
 
-        normalized = [_normalize_message(message) for message in messages]
+        # Detection needs dicts; the integrations already pass dicts, so this rarely copies.
+        normalized = messages
+        if not all(type(message) is dict for message in messages):
+            normalized = [message if isinstance(message, dict) else _normalize_message(message) for message in messages]
         if detection is None:
             try:
                 detection = _detect(normalized)
@@ -573,10 +712,10 @@ def start_span(
         span = Span(
             library=library,
             task=task,
-            messages=_json_safe(normalized),
-            prompt_text=prompt_text if prompt_text is not None else prompt_text_of(normalized),
+            messages=normalized,
+            prompt_text=prompt_text,
             model=model,
-            parameters=_json_safe(parameters or {}),
+            parameters=parameters or {},
             detection=detection,
         )
         with _open_lock:

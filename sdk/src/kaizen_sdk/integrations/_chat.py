@@ -71,6 +71,11 @@ def chat_messages(messages: Any) -> list[dict[str, Any]]:
 
     plain = []
     for message in messages:
+        if type(message) is dict and all(value is None or type(value) is str for value in message.values()):
+            # The common message: a shallow copy is a full snapshot, because strings do not change.
+            plain.append(dict(message))
+            continue
+
         item = to_plain(message)
         if not isinstance(item, dict):
             item = {"role": "user", "content": item}

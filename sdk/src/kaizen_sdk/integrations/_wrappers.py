@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from kaizen_sdk._tracer import InstrumentOptions, Span
+from kaizen_sdk._tracer import InstrumentOptions, Span, active_span
 
 __all__ = ["Hooks", "sync_wrapper", "async_wrapper"]
 
@@ -63,6 +63,10 @@ def sync_wrapper(hooks: Hooks) -> Callable[[Callable[..., Any]], Callable[..., A
             if options is None:
                 return original(*args, **kwargs)
 
+            # A call nested in a traced call gets no span: skip reading its request.
+            if active_span() is not None:
+                return original(*args, **kwargs)
+
             if hooks.prepare is not None:
                 kwargs = hooks.prepare(args, kwargs)
             span = hooks.start(args, kwargs, options)
@@ -100,6 +104,10 @@ def async_wrapper(hooks: Hooks) -> Callable[[Callable[..., Any]], Callable[..., 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             options = hooks.options()
             if options is None:
+                return original(*args, **kwargs)
+
+            # A call nested in a traced call gets no span: skip reading its request.
+            if active_span() is not None:
                 return original(*args, **kwargs)
 
             if hooks.prepare is not None:

@@ -124,6 +124,15 @@ def _take_raw(raw: Any) -> tuple[str, Span] | None:
     return entry[1], entry[2]
 
 
+def _read_chat(span: Span, response: Any) -> None:
+    record_response("chat", span, response)
+
+
+def _read_responses(span: Span, response: Any) -> None:
+    record_response("responses", span, response)
+
+
+
 def finish(api: str, span: Span, result: Any) -> Any:
     """Turn the result of the original call into a trace; return what the user gets."""
     try:
@@ -135,7 +144,10 @@ def finish(api: str, span: Span, result: Any) -> Any:
             _register_raw(result, api, span)
             _result.attach(result, span)
             return result
-        record_response(api, span, result)
+        # Read the response when the trace is built, off the caller's thread.
+        # NOTE: this assumes the user does not change the returned model in place before
+        # the exporter reads it; openai hands each call a new model object.
+        span.record_response_later(_read_responses if api == "responses" else _read_chat, result)
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
         log_failure("openai.response", f"could not read the openai response of trace {span.trace_id}", exc)
 
