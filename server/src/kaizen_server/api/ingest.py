@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+import threading
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -202,6 +205,28 @@ async def ingest(request: Request, key: ApiKey = Depends(authenticate)) -> Inges
 
     counts = {status: sum(1 for result in results if result["status"] == status) for status in ("accepted", "duplicate", "rejected")}
     if counts["rejected"]:
-        logger.info("ingest for project %d: %s; first rejection: %s", key.project_id, counts,
-                    next(result["error"] for result in results if result["status"] == "rejected"))
+        _log_rejections(key.project_id, counts["rejected"], next(result["error"] for result in results if result["status"] == "rejected"))
     return IngestResponse(items=results, **counts)
+
+
+_REJECTION_LOG_INTERVAL_S = 10.0
+# {project id: (monotonic time of the last log line, rejections not logged since)}
+_rejection_log_state: dict[int, tuple[float, int]] = {}
+_rejection_log_lock = threading.Lock()
+
+
+def _log_rejections(project_id: int, rejected: int, first_error: str) -> None:
+    """Log rejected items at most once per interval and project, with the count held back."""
+    now = time.monotonic()
+    with _rejection_log_lock:
+        last, held_back = _rejection_log_state.get(project_id, (-math.inf, 0))
+        if now - last < _REJECTION_LOG_INTERVAL_S:
+            _rejection_log_state[project_id] = (last, held_back + rejected)
+            return
+
+        _rejection_log_state[project_id] = (now, 0)
+
+    logger.warning(
+        "ingest for project %d rejected %d item(s) (plus %d since the last report); first reason: %s",
+        project_id, rejected, held_back, first_error,
+    )
