@@ -412,6 +412,7 @@ class Exporter:
                 self.settings.api_key,
                 timeout=self.settings.request_timeout,
                 http_transport=self._http_transport,
+                log_requests=False,  # one httpx INFO line per batch would flood the user's logs
             )
             if self._open_spool() is not None:
                 self._spool_pending = self._spool.pending()[0] > 0

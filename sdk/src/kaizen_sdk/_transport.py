@@ -3,11 +3,19 @@
 A thin wrapper over one `httpx.Client` so both callers send the same headers, use the same
 timeouts and can be pointed at an `httpx.MockTransport` in tests. It classifies nothing and
 retries nothing: the exporter decides about retries and the client maps statuses to errors.
+
+httpx logs every request at INFO on the `httpx` logger. The exporter sends a batch every
+few seconds for as long as the application runs, so its transport is created with
+`log_requests=False`: a filter on the `httpx` logger drops the records emitted on a thread
+while that transport sends, and only those. The user's logging configuration is left as
+it is, and the application's own httpx requests are still logged.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
+import threading
 import time
 from typing import Any
 
@@ -27,6 +35,29 @@ INGEST_PATH = "/api/v1/ingest"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
+_sending_quietly = threading.local()
+_filter_lock = threading.Lock()
+_filter_installed = False
+
+
+class _QuietRequestFilter(logging.Filter):
+    """Drop `httpx` records emitted while a transport with `log_requests=False` sends."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_sending_quietly, "active", False)
+
+
+def _install_quiet_filter() -> None:
+    global _filter_installed
+    with _filter_lock:
+        if _filter_installed:
+            return
+        # NOTE: httpcore's DEBUG records (connection and HTTP/1.1 events) come from child
+        # loggers of `httpcore` and are not filtered; they appear only at DEBUG level.
+        logging.getLogger("httpx").addFilter(_QuietRequestFilter())
+        _filter_installed = True
+
+
 class Transport:
     """HTTP access to one CT server with one API key.
 
@@ -41,12 +72,16 @@ class Transport:
         *,
         timeout: float,
         http_transport: httpx.BaseTransport | None = None,
+        log_requests: bool = True,
     ) -> None:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if api_key:
             headers["X-API-Key"] = api_key
 
         self.base_url = base_url
+        self._log_requests = log_requests
+        if not log_requests:
+            _install_quiet_filter()
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
@@ -56,7 +91,14 @@ class Transport:
 
     def post_bytes(self, path: str, body: bytes) -> httpx.Response:
         """POST a JSON body that is already encoded, so the exporter serializes each item once."""
-        return self._client.post(path, content=body, headers={"Content-Type": "application/json"})
+        if self._log_requests:
+            return self._client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+        _sending_quietly.active = True
+        try:
+            return self._client.post(path, content=body, headers={"Content-Type": "application/json"})
+        finally:
+            _sending_quietly.active = False
 
     def request(
         self,
@@ -67,7 +109,14 @@ class Transport:
         json: Any = None,
     ) -> httpx.Response:
         """Send one request; transport failures raise `httpx.TransportError` subclasses."""
-        return self._client.request(method, path, params=params, json=json)
+        if self._log_requests:
+            return self._client.request(method, path, params=params, json=json)
+
+        _sending_quietly.active = True
+        try:
+            return self._client.request(method, path, params=params, json=json)
+        finally:
+            _sending_quietly.active = False
 
     def close(self) -> None:
         self._client.close()
