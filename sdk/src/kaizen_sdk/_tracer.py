@@ -612,7 +612,7 @@ _no_exporter_warned = False
 
 def _enqueue(ended: _EndedSpan, scores: list[dict[str, Any]]) -> None:
     global _no_exporter_warned
-    from kaizen_sdk import _exporter
+    _exporter = _modules().exporter
 
     exporter = _exporter.get_exporter()
     if exporter is None:
@@ -650,20 +650,37 @@ def last_trace_id() -> str | None:
     return _last_trace_id.get()
 
 
+class _LazyModules:
+    """The modules this one calls but cannot import at its top: they import this module."""
+
+    def __init__(self) -> None:
+        from kaizen_sdk import _detection, _exporter
+
+        self.detection = _detection
+        self.exporter = _exporter
+
+
+_lazy_modules: _LazyModules | None = None
+
+
+def _modules() -> _LazyModules:
+    # An import statement inside a per-call function costs about a microsecond each time.
+    global _lazy_modules
+    if _lazy_modules is None:
+        _lazy_modules = _LazyModules()
+    return _lazy_modules
+
+
 def _apply_task_map(detection: Any, options: InstrumentOptions) -> str | None:
     """Return the task name to record, or None when ``ignore_unmapped`` drops the call."""
     if detection is None:
         return None if options.ignore_unmapped else UNNAMED_TASK
 
-    from kaizen_sdk._detection import apply_task_map
-
-    return apply_task_map(detection, options.task_map, options.ignore_unmapped)
+    return _modules().detection.apply_task_map(detection, options.task_map, options.ignore_unmapped)
 
 
 def _detect(messages: list[dict[str, Any]]) -> Any:
-    from kaizen_sdk._detection import detect_task
-
-    return detect_task(messages)
+    return _modules().detection.detect_task(messages)
 
 
 def start_span(

@@ -1,8 +1,9 @@
 """The sync and async call wrappers every integration builds its patches from.
 
-A sync wrapper starts the span, runs the original inside ``Span.activate()`` (so calls
-nested inside get no span of their own), records an exception and re-raises the same
-object, and hands the result to the integration's ``finish``.
+A sync wrapper starts the span, runs the original with the span active, as
+``Span.activate()`` does (so calls nested inside get no span of their own and skip reading
+their request), records an exception and re-raises the same object, and hands the result to
+the integration's ``finish``.
 
 An async wrapper is a plain function, not a coroutine function: it starts the span at
 call time, on the caller's thread with the caller's frames, and returns a coroutine that
@@ -18,7 +19,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from kaizen_sdk._tracer import InstrumentOptions, Span, active_span
+from kaizen_sdk._tracer import InstrumentOptions, Span, _active_span
 
 __all__ = ["Hooks", "sync_wrapper", "async_wrapper"]
 
@@ -64,7 +65,7 @@ def sync_wrapper(hooks: Hooks) -> Callable[[Callable[..., Any]], Callable[..., A
                 return original(*args, **kwargs)
 
             # A call nested in a traced call gets no span: skip reading its request.
-            if active_span() is not None:
+            if _active_span.get() is not None:
                 return original(*args, **kwargs)
 
             if hooks.prepare is not None:
@@ -73,9 +74,13 @@ def sync_wrapper(hooks: Hooks) -> Callable[[Callable[..., Any]], Callable[..., A
             if span is None:
                 return original(*args, **kwargs)
 
+            # Span.activate() inlined: a generator-based context manager costs more here.
             try:
-                with span.activate():
+                token = _active_span.set(span)
+                try:
                     result = original(*args, **kwargs)
+                finally:
+                    _active_span.reset(token)
             except BaseException as exc:
                 fail(span, exc)
                 raise
@@ -107,7 +112,7 @@ def async_wrapper(hooks: Hooks) -> Callable[[Callable[..., Any]], Callable[..., 
                 return original(*args, **kwargs)
 
             # A call nested in a traced call gets no span: skip reading its request.
-            if active_span() is not None:
+            if _active_span.get() is not None:
                 return original(*args, **kwargs)
 
             if hooks.prepare is not None:

@@ -115,6 +115,9 @@ def _register_raw(raw: Any, api: str, span: Span) -> None:
 
 
 def _take_raw(raw: Any) -> tuple[str, Span] | None:
+    if not _raw_pending:
+        return None  # openai parses every response through this method: keep that path short
+
     with _raw_lock:
         entry = _raw_pending.get(id(raw))
         if entry is None or entry[0]() is not raw:
