@@ -53,6 +53,9 @@ _NOT_PARAMETERS = frozenset(
 )
 
 
+_SCALARS = frozenset({int, float, str, bool})
+
+
 def field(value: Any, name: str, default: Any = None) -> Any:
     """Return ``value[name]`` for a mapping, else ``value.name``; ``default`` when missing."""
     if value is None:
@@ -102,7 +105,12 @@ def request_parameters(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """
     parameters = {}
     for name, value in kwargs.items():
-        if name in _NOT_PARAMETERS or value is None or not is_given(value):
+        if name in _NOT_PARAMETERS or value is None:
+            continue
+        if type(value) in _SCALARS:
+            parameters[name] = value  # temperature, max_tokens, stream: the common case
+            continue
+        if not is_given(value):
             continue
         parameters[name] = _parameter_value(name, value)
     return parameters

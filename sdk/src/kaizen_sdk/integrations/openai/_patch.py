@@ -18,6 +18,7 @@ method) calls the original untraced.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import weakref
@@ -67,6 +68,14 @@ def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, Iterable) and iter(value) is value:
             kwargs[name] = list(value)
     return kwargs
+
+
+def _prepare_hook(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return _materialize(kwargs)
+
+
+def _start_hook(api: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], options: InstrumentOptions) -> Span | None:
+    return _start(api, kwargs, options)
 
 
 def _start(api: str, kwargs: Mapping[str, Any], options: InstrumentOptions) -> Span | None:
@@ -164,11 +173,12 @@ def finish(api: str, span: Span, result: Any) -> Any:
 
 def call_wrapper(api: str, is_async: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Return the wrapper factory for a ``create`` / ``parse`` method of ``api``."""
+    # functools.partial adds no Python frame per call, unlike a lambda.
     hooks = Hooks(
         options=_current_options,
-        prepare=lambda args, kwargs: _materialize(kwargs),
-        start=lambda args, kwargs, options: _start(api, kwargs, options),
-        finish=lambda span, result: finish(api, span, result),
+        prepare=_prepare_hook,
+        start=functools.partial(_start_hook, api),
+        finish=functools.partial(finish, api),
     )
     return async_wrapper(hooks) if is_async else sync_wrapper(hooks)
 
