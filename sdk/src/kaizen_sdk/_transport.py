@@ -6,9 +6,9 @@ retries nothing: the exporter decides about retries and the client maps statuses
 
 httpx logs every request at INFO on the `httpx` logger. The exporter sends a batch every
 few seconds for as long as the application runs, so its transport is created with
-`log_requests=False`: a filter on the `httpx` logger drops the records emitted on a thread
-while that transport sends, and only those. The user's logging configuration is left as
-it is, and the application's own httpx requests are still logged.
+`log_requests=False`. A filter on the `httpx` logger then drops the records emitted on a
+thread while that transport sends, and only those. The user's logging configuration is
+left as it is, and the application's own httpx requests are still logged.
 """
 
 from __future__ import annotations
