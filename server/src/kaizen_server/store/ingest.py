@@ -1,8 +1,8 @@
 """Writing traces and scores: idempotent batch ingest and the attach-later score rule.
 
-One batch is one transaction with a fixed number of statements, whatever its size. A SELECT
-of the batch's ids finds the duplicates, one multi-row INSERT stores the rest, and the rollups
-get one additive upsert per table.
+One batch is one transaction with a fixed number of statements, whatever its size. One SELECT
+of the batch's ids finds both the duplicates and the scores that arrived before their trace,
+one multi-row INSERT stores the rest, and the rollups get one additive upsert per table.
 
 A score names a trace by id and may arrive first. It is stored in `scores` either way; the
 latest score of a trace is copied onto the trace row whenever either side arrives. On
@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sqlalchemy import String, any_, Connection, bindparam, select, text, update
+from sqlalchemy import String, any_, Connection, bindparam, literal_column, null, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -168,6 +168,14 @@ def _trace_row(project_id: int, item: TraceIn, version_id: int | None, now) -> d
     }
 
 
+def _keep_latest(latest: dict[str, LatestScore], row) -> None:
+    """Record the score in `row` as its trace's latest unless a later one (by created_at, then arrival) is known."""
+    candidate = LatestScore(row.score, row.scored_by, row.name, row.created_at, row.pk)
+    current = latest.get(row.trace_id)
+    if current is None or (candidate.created_at, candidate.pk) > (current.created_at, current.pk):
+        latest[row.trace_id] = candidate
+
+
 def _latest_scores(connection: Connection, project_id: int, trace_ids: Iterable[str]) -> dict[str, LatestScore]:
     """Return the latest score (by created_at, then arrival) of each trace id that has one."""
     trace_ids = sorted(set(trace_ids))
@@ -180,12 +188,37 @@ def _latest_scores(connection: Connection, project_id: int, trace_ids: Iterable[
     )
     latest: dict[str, LatestScore] = {}
     for row in rows:
-        candidate = LatestScore(row.score, row.scored_by, row.name, row.created_at, row.pk)
-        current = latest.get(row.trace_id)
-        if current is None or (candidate.created_at, candidate.pk) > (current.created_at, current.pk):
-            latest[row.trace_id] = candidate
+        _keep_latest(latest, row)
 
     return latest
+
+
+def _stored_ids_and_scores(connection: Connection, project_id: int, trace_ids: Sequence[str]) -> tuple[set[str], dict[str, LatestScore]]:
+    """Return (the trace ids already stored, the latest stored score of each trace id that has one).
+
+    One statement instead of two saves a round trip per batch on PostgreSQL. The scores of a
+    trace that is not stored yet arrived before it and attach when it is inserted. The scores
+    branch comes first because a UNION takes its result types from its first SELECT, and
+    SQLite needs the DateTime type to return `created_at` as a datetime.
+    """
+    score_rows = select(
+        literal_column("'s'").label("kind"), scores.c.trace_id.label("trace_id"), scores.c.score, scores.c.scored_by,
+        scores.c.name, scores.c.created_at, scores.c.pk,
+    ).where(scores.c.project_id == project_id, id_in(connection, scores.c.trace_id, trace_ids))
+    trace_rows = select(
+        literal_column("'t'"), traces.c.id, null(), null(), null(), null(), null(),
+    ).where(traces.c.project_id == project_id, id_in(connection, traces.c.id, trace_ids))
+
+    existing: set[str] = set()
+    latest: dict[str, LatestScore] = {}
+    for row in connection.execute(score_rows.union_all(trace_rows)):
+        if row.kind == "t":
+            existing.add(row.trace_id)
+            continue
+
+        _keep_latest(latest, row)
+
+    return existing, latest
 
 
 _SET_LATEST_SCORE = (
@@ -222,17 +255,11 @@ def insert_traces(connection: Connection, project_id: int, items: Sequence[Trace
     if not items:
         return {}
 
-    existing = set(
-        connection.execute(
-            select(traces.c.id).where(traces.c.project_id == project_id, id_in(connection, traces.c.id, [item.id for item in items]))
-        ).scalars()
-    )
+    existing, pending = _stored_ids_and_scores(connection, project_id, [item.id for item in items])
     new_items = [item for item in items if item.id not in existing]
     if new_items:
         now = utc_now()
         versions = _prompt_version_ids(connection, project_id, new_items)
-        # Scores that arrived before their trace attach now.
-        pending = _latest_scores(connection, project_id, [item.id for item in new_items])
         rows = []
         for item in new_items:
             version_id = versions.get((item.task, template_hash(item.template))) if item.template is not None else None
