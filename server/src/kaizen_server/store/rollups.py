@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import Connection, Table, bindparam, func, update
+from sqlalchemy import Connection, Table, bindparam, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from kaizen_server.store.schema import latency_histograms, latency_histograms_daily, task_rollups, task_rollups_daily
 
@@ -132,36 +133,62 @@ LEVELS = (
     (task_rollups, latency_histograms, lambda hour: hour),
     (task_rollups_daily, latency_histograms_daily, day_of),
 )
-# {(dialect name, rollup table name): (rollup upsert, histogram upsert)}; building them costs
-# about as much as running them.
-_UPSERTS: dict[tuple[str, str], tuple] = {}
+# {(dialect name, table name): additive upsert}; building one costs about as much as running it.
+_UPSERTS: dict[tuple[str, str], object] = {}
 
 
-def _upserts(dialect: str, rollups: Table, histograms: Table) -> tuple:
-    cached = _UPSERTS.get((dialect, rollups.name))
+def _conflict_updates(table: Table, excluded, dialect: str) -> dict:
+    """Return the SET clause that adds an incoming row to the stored one."""
+    if "bin" in table.c:
+        return {"count": table.c["count"] + excluded["count"]}
+
+    least = func.least if dialect == "postgresql" else func.min
+    greatest = func.greatest if dialect == "postgresql" else func.max
+    updates = {name: table.c[name] + excluded[name] for name in _ADDITIVE_COLUMNS}
+    updates["latency_min"] = least(table.c.latency_min, excluded.latency_min)
+    updates["latency_max"] = greatest(table.c.latency_max, excluded.latency_max)
+    updates["first_seen"] = least(table.c.first_seen, excluded.first_seen)
+    updates["last_seen"] = greatest(table.c.last_seen, excluded.last_seen)
+    return updates
+
+
+def _upsert(dialect: str, table: Table):
+    """Return the additive upsert of `table`, built once per dialect.
+
+    SQLite gets a plain upsert for executemany. On PostgreSQL, psycopg's executemany runs the statement
+    once per row, and a batch has hundreds of histogram rows, so the rows arrive instead as one
+    array per column and `INSERT ... SELECT unnest(...)` stores them in one execution. Parallel
+    unnest() calls in one SELECT list yield their arrays in lockstep.
+    """
+    cached = _UPSERTS.get((dialect, table.name))
     if cached is not None:
         return cached
 
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    least = func.least if dialect == "postgresql" else func.min
-    greatest = func.greatest if dialect == "postgresql" else func.max
-
-    rollup = insert(rollups)
-    excluded = rollup.excluded
-    updates = {name: rollups.c[name] + excluded[name] for name in _ADDITIVE_COLUMNS}
-    updates["latency_min"] = least(rollups.c.latency_min, excluded.latency_min)
-    updates["latency_max"] = greatest(rollups.c.latency_max, excluded.latency_max)
-    updates["first_seen"] = least(rollups.c.first_seen, excluded.first_seen)
-    updates["last_seen"] = greatest(rollups.c.last_seen, excluded.last_seen)
-    rollup = rollup.on_conflict_do_update(index_elements=["project_id", "task", "prompt_version_id", "bucket_start"], set_=updates)
-
-    histogram = insert(histograms)
-    histogram = histogram.on_conflict_do_update(
-        index_elements=["project_id", "task", "prompt_version_id", "bucket_start", "bin"],
-        set_={"count": histograms.c["count"] + histogram.excluded["count"]},
+    if dialect == "postgresql":
+        source = select(*[
+            func.unnest(cast(bindparam(column.name), ARRAY(column.type))).label(column.name) for column in table.columns
+        ])
+        statement = postgresql.insert(table).from_select([column.name for column in table.columns], source)
+    else:
+        statement = sqlite.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[column.name for column in table.primary_key.columns],
+        set_=_conflict_updates(table, statement.excluded, dialect),
     )
-    _UPSERTS[(dialect, rollups.name)] = (rollup, histogram)
-    return rollup, histogram
+    _UPSERTS[(dialect, table.name)] = statement
+    return statement
+
+
+def _execute_upsert(connection: Connection, table: Table, rows: list[dict]) -> None:
+    if not rows:
+        return
+
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(_upsert(dialect, table), {column.name: [row[column.name] for row in rows] for column in table.columns})
+        return
+
+    connection.execute(_upsert(dialect, table), rows)
 
 
 def _merge_by_bucket(deltas: dict[RollupKey, RollupDelta], bucket_of) -> dict[RollupKey, RollupDelta]:
@@ -192,7 +219,6 @@ def apply_trace_deltas(connection: Connection, project_id: int, deltas: dict[Rol
         level_deltas = _merge_by_bucket(deltas, bucket_of)
         # Sorted keys make concurrent writers lock rows in the same order, avoiding deadlocks.
         keys = sorted(level_deltas)
-        rollup_upsert, histogram_upsert = _upserts(connection.dialect.name, rollups, histograms)
         rollup_rows = []
         for key in keys:
             delta = level_deltas[key]
@@ -203,14 +229,14 @@ def apply_trace_deltas(connection: Connection, project_id: int, deltas: dict[Rol
                 first_seen=delta.first_seen, last_seen=delta.last_seen,
             )
             rollup_rows.append(row)
-        connection.execute(rollup_upsert, rollup_rows)
+        _execute_upsert(connection, rollups, rollup_rows)
 
         histogram_rows = [
             {"project_id": project_id, "task": key[0], "prompt_version_id": key[1], "bucket_start": key[2], "bin": index, "count": count}
             for key in keys
             for index, count in sorted(level_deltas[key].histogram.items())
         ]
-        connection.execute(histogram_upsert, histogram_rows)
+        _execute_upsert(connection, histograms, histogram_rows)
 
 
 def apply_score_changes(connection: Connection, project_id: int, changes: dict[RollupKey, tuple[int, float]]) -> None:
