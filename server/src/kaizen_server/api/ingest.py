@@ -2,8 +2,9 @@
 
 The body is read here rather than by FastAPI for two reasons. The byte limit is enforced while
 reading, before a huge body sits in memory. And a bad item is rejected with its own reason
-while the others are stored: a batch that fails as a whole is validated again item by item. The OpenAPI document still shows
-the full request schema (`IngestRequest`).
+while the others are stored: each list is validated in one call, and a list that fails is
+validated again item by item. The OpenAPI document still shows the full request schema
+(`IngestRequest`).
 """
 
 from __future__ import annotations
