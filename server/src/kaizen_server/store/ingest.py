@@ -193,6 +193,34 @@ def _latest_scores(connection: Connection, project_id: int, trace_ids: Iterable[
     return latest
 
 
+def _ids_param(dialect: str, column, name: str):
+    """Return `column IN :name` with the list bound as one parameter, for a statement built once."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+
+    return column.in_(bindparam(name, expanding=True))
+
+
+# {dialect name: the statement of _stored_ids_and_scores}; building it costs more than running it.
+_STORED_IDS_AND_SCORES: dict[str, object] = {}
+
+
+def _stored_ids_and_scores_statement(dialect: str):
+    cached = _STORED_IDS_AND_SCORES.get(dialect)
+    if cached is not None:
+        return cached
+
+    score_rows = select(
+        literal_column("'s'").label("kind"), scores.c.trace_id.label("trace_id"), scores.c.score, scores.c.scored_by,
+        scores.c.name, scores.c.created_at, scores.c.pk,
+    ).where(scores.c.project_id == bindparam("project_id"), _ids_param(dialect, scores.c.trace_id, "score_trace_ids"))
+    trace_rows = select(
+        literal_column("'t'"), traces.c.id, null(), null(), null(), null(), null(),
+    ).where(traces.c.project_id == bindparam("project_id"), _ids_param(dialect, traces.c.id, "trace_ids"))
+    _STORED_IDS_AND_SCORES[dialect] = score_rows.union_all(trace_rows)
+    return _STORED_IDS_AND_SCORES[dialect]
+
+
 def _stored_ids_and_scores(connection: Connection, project_id: int, trace_ids: Sequence[str]) -> tuple[set[str], dict[str, LatestScore]]:
     """Return (the trace ids already stored, the latest stored score of each trace id that has one).
 
@@ -201,17 +229,13 @@ def _stored_ids_and_scores(connection: Connection, project_id: int, trace_ids: S
     branch comes first because a UNION takes its result types from its first SELECT, and
     SQLite needs the DateTime type to return `created_at` as a datetime.
     """
-    score_rows = select(
-        literal_column("'s'").label("kind"), scores.c.trace_id.label("trace_id"), scores.c.score, scores.c.scored_by,
-        scores.c.name, scores.c.created_at, scores.c.pk,
-    ).where(scores.c.project_id == project_id, id_in(connection, scores.c.trace_id, trace_ids))
-    trace_rows = select(
-        literal_column("'t'"), traces.c.id, null(), null(), null(), null(), null(),
-    ).where(traces.c.project_id == project_id, id_in(connection, traces.c.id, trace_ids))
+    statement = _stored_ids_and_scores_statement(connection.dialect.name)
+    trace_ids = list(trace_ids)
+    params = {"project_id": project_id, "score_trace_ids": trace_ids, "trace_ids": trace_ids}
 
     existing: set[str] = set()
     latest: dict[str, LatestScore] = {}
-    for row in connection.execute(score_rows.union_all(trace_rows)):
+    for row in connection.execute(statement, params):
         if row.kind == "t":
             existing.add(row.trace_id)
             continue
