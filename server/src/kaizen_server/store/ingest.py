@@ -201,7 +201,7 @@ def _ids_param(dialect: str, column, name: str):
     return column.in_(bindparam(name, expanding=True))
 
 
-# {dialect name: the statement of _stored_ids_and_scores}; building it costs more than running it.
+# {dialect name: the statement of _stored_ids_and_scores}; building it costs about as much as running it.
 _STORED_IDS_AND_SCORES: dict[str, object] = {}
 
 
