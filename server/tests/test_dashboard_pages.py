@@ -114,6 +114,24 @@ def test_trace_page_shows_call_details(browser, api):
         assert expected in page.text, expected
 
 
+def test_trace_page_shows_media_refs(browser, api):
+    audio = {"type": "media_ref", "media_type": "audio/wav", "bytes": 4096, "sha256": "cd" * 32}
+    document = {"type": "media_ref", "media_type": "application/pdf", "bytes": 1500, "sha256": "ef" * 32}
+    trace = make_trace(messages=[{"role": "user", "content": [{"type": "text", "text": "Transcribe"}, audio, document]}])
+    api.ingest([trace])
+    page = browser.get(f"/traces/{trace['id']}")
+    assert page.status_code == 200
+    for expected in ("audio · audio/wav", "4,096 bytes", "sha256 " + "cd" * 8, "file · application/pdf", "1,500 bytes", "sha256 " + "ef" * 8):
+        assert expected in page.text, expected
+    assert "&#34;media_ref&#34;" not in page.text
+
+
+def test_pages_declare_inline_favicon(browser):
+    page = browser.get("/")
+    assert '<link rel="icon" href="data:,">' in page.text
+    assert "img-src 'self' data:" in page.headers["Content-Security-Policy"]
+
+
 def test_unknown_trace_is_not_found(browser):
     assert browser.get(f"/traces/{uuid.uuid4()}").status_code == 404
     assert browser.get("/traces/not-a-uuid").status_code == 404
