@@ -56,6 +56,7 @@ def test_input_audio_becomes_reference() -> None:
 
     cleaned = replace_media(part)
 
+    assert cleaned["type"] == "media_ref"
     assert cleaned["media_type"] == "audio/wav"
     assert cleaned["bytes"] == len(PNG_BYTES)
 

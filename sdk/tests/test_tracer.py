@@ -264,7 +264,7 @@ def test_audio_and_file_replaced(collector, detection):
     span = start_span("openai", messages, model="m", options=InstrumentOptions())
     span.end()
     parts = collector.traces[0]["messages"][0]["content"]
-    assert parts[0] == {"type": "media_ref", "media_type": "wav", "bytes": 3004, "sha256": parts[0]["sha256"]}
+    assert parts[0] == {"type": "media_ref", "media_type": "audio/wav", "bytes": 3004, "sha256": parts[0]["sha256"]}
     assert parts[1]["type"] == "media_ref"
     assert parts[1]["media_type"] == "application/pdf"
     assert parts[1]["bytes"] == 3004

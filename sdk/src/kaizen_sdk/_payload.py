@@ -3,10 +3,10 @@
 Three steps, run on the exporter's background thread so the caller never pays for them:
 
 1. Base64 media (data URLs, OpenAI `input_audio` parts, Anthropic-style `source` blocks) is
-   replaced by a reference `{"type": "image_ref", "media_type", "bytes", "sha256"}`. A
-   screenshot in a prompt would otherwise make a trace megabytes long, and the hash still
-   lets two traces be matched on the same image. The reference keeps the type name
-   `image_ref` for every media type, and `media_type` gives the real one. In the same pass
+   replaced by a reference `{"type", "media_type", "bytes", "sha256"}`: `image_ref` for
+   images, `media_ref` for audio and files. A screenshot in a prompt would otherwise make a
+   trace megabytes long, and the hash still lets two traces be matched on the same image.
+   In the same pass
    every string longer than `max_field_chars` is cut to that length, marker included, and
    the marker records the original length.
 2. The user's `redact` callable, if any, gets a copy of the result and may rewrite it or
@@ -55,9 +55,10 @@ def _decoded_digest(data: str) -> tuple[int, str]:
 def media_reference(media_type: str | None, data: str) -> dict:
     """Build the reference that replaces base64 `data` of `media_type`."""
     size, digest = _decoded_digest(data)
+    media_type = media_type or "application/octet-stream"
     return {
-        "type": "image_ref",
-        "media_type": media_type or "application/octet-stream",
+        "type": "image_ref" if media_type.startswith("image/") else "media_ref",
+        "media_type": media_type,
         "bytes": size,
         "sha256": digest,
     }

@@ -163,7 +163,9 @@ def _replace_media(part: Any) -> Any:
         ref = _media_ref(value, "media_ref")
         if ref is not None:
             return ref
-        media_type = inner.get("format") or inner.get("mime_type") or kind
+        # OpenAI's input_audio parts name only the format ("wav"); store a MIME type.
+        audio_format = inner.get("format")
+        media_type = inner.get("mime_type") or (f"audio/{audio_format}" if audio_format else "application/octet-stream")
         return _reference(value, str(media_type), "media_ref")
     return part
 
