@@ -5,12 +5,15 @@ seeded through the real SDK: the real openai client, instrumented, calls the stu
 exporter sends the traces. A few backdated traces go straight to the ingest API, because the
 SDK stamps every call with the current time and the charts need more than one hour to show a
 trend. The tests then sign in, browse, filter, score by hand, revoke a key, and save a
-screenshot of every page to docs/screenshots/.
+screenshot of every page: to a temporary folder, or to KAIZEN_SCREENSHOT_DIR when it is set
+(`KAIZEN_SCREENSHOT_DIR=docs/screenshots` refreshes the images the docs show).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -33,7 +36,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# A test run leaves the committed screenshots alone unless asked to refresh them.
+SCREENSHOTS = Path(os.environ.get("KAIZEN_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "kaizen-screenshots")
 USERNAME = "alice"
 PASSWORD = "correct horse battery"
 
