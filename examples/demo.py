@@ -1,11 +1,12 @@
 """Run the whole product on this machine: CT server, stub LLM, instrumented app, summary.
 
-Steps: start `kaizen serve` on a SQLite file under .kaizen/, create an API key, start the
-stub LLM on 127.0.0.1 (unless --no-stub, which sends the app's calls to OpenAI itself with
-the OPENAI_API_KEY of the environment), run examples/support_app.py with the environment
-pointing at both, print the tasks with their trace counts and mean scores, and keep the
-server running until Ctrl-C so the dashboard can be opened. --exit stops right after the
-summary.
+Steps:
+1. Start `kaizen serve` on a SQLite file in the state folder (.kaizen/) and create an API key.
+2. Start the stub LLM on 127.0.0.1. With --no-stub the app calls OpenAI itself instead, with
+   the OPENAI_API_KEY of the environment.
+3. Run examples/support_app.py with the environment pointing at both.
+4. Print the tasks with their trace counts and mean scores, then keep the server running
+   until Ctrl-C so the dashboard can be opened. --exit stops right after the summary.
 """
 
 from __future__ import annotations
