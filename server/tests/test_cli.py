@@ -203,3 +203,53 @@ def test_retention_setting_prunes_at_start(store, api):
 
     assert api.get(f"/api/v1/traces/{old['id']}").status_code == 404
     assert api.get(f"/api/v1/traces/{recent['id']}").status_code == 200
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_unreachable_database_is_one_line(capsys, tmp_path, dialect):
+    if dialect == "postgres":
+        url = f"postgresql+psycopg://postgres:secret-pw@127.0.0.1:{_free_port()}/test"
+    else:
+        # A directory where the database file should be cannot be opened.
+        url = f"sqlite:///{tmp_path}"
+    code, out, err = run(capsys, "keys", "create", "--db", url)
+    assert code != 0
+    assert out == ""
+    assert err.startswith("error: cannot connect to the database ")
+    assert err.strip().endswith("check --db or KAIZEN_DATABASE_URL")
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert "secret-pw" not in err
+
+
+def test_serve_on_busy_port_fails_clearly(store):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*_kaizen(), "serve", "--port", str(port), "--db", store.url],
+            capture_output=True, text=True, timeout=60, env={**os.environ},
+        )
+    assert result.returncode != 0
+    assert f"error: cannot listen on 127.0.0.1:{port}: address already in use; pass --port N" in result.stderr
+    assert "listening on" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_export_to_closed_pipe_is_quiet(api, store):
+    # About 1 MB of JSON Lines, far more than a pipe buffer, so the writer meets the closed pipe.
+    traces = [make_trace(task="PIPED", response_text="x" * 50_000) for _ in range(20)]
+    api.ingest(traces)
+    process = subprocess.Popen(
+        [*_kaizen(), "export", "--db", store.url, "--project", api.project],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
+    )
+    first_line = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    code = process.wait(timeout=60)
+    assert json.loads(first_line)["task"] == "PIPED"
+    assert code == 141
+    assert "BrokenPipeError" not in stderr
+    assert "Traceback" not in stderr

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 from datetime import timedelta
 
@@ -71,6 +72,27 @@ def _shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _port_bind_error(host: str, port: int) -> str | None:
+    """Return why `host:port` cannot be bound, or None when a listening socket fits there.
+
+    The probe sets SO_REUSEADDR as uvicorn 0.55 does in Config.bind_socket, so a port left in TIME_WAIT counts as free.
+    NOTE: another process can still take the port between this probe and uvicorn's bind.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"invalid host {host!r}: {exc.strerror}"
+
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+
+    return None
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -85,6 +107,13 @@ def cmd_serve(args) -> int:
     if store.dialect == "sqlite" and args.workers > 1:
         logger.warning("%d workers on SQLite share one write lock; use PostgreSQL to scale writes", args.workers)
     store.close()
+
+    # Probe the port first so a busy port fails with one line instead of a "listening" log
+    # followed by uvicorn's bind error.
+    bind_error = _port_bind_error(args.host, args.port)
+    if bind_error is not None:
+        print(f"error: cannot listen on {args.host}:{args.port}: {bind_error.lower()}; pass --port N or stop the process using it", file=sys.stderr)
+        return 1
 
     logger.info("listening on http://%s:%d (API docs at /docs, dashboard at /)", args.host, args.port)
     uvicorn.run(
@@ -188,6 +217,17 @@ def cmd_export(args) -> int:
         for trace in store.export_traces(project.id, trace_filter):
             output.write(json.dumps(trace, ensure_ascii=False) + "\n")
             count += 1
+        output.flush()
+    except BrokenPipeError:
+        if output is not sys.stdout:
+            raise
+
+        # The reader closed stdout early, as `kaizen export | head` does. Point stdout at
+        # /dev/null so the flush at interpreter exit cannot raise again, and exit with 141,
+        # the status a shell reports for a writer stopped by SIGPIPE.
+        logger.debug("stdout closed after %d exported traces", count)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         if output is not sys.stdout:
             output.close()
@@ -293,11 +333,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic logs every plugin and migration step at INFO; its warnings still show.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from sqlalchemy.exc import OperationalError
+
     try:
         return args.handler(args)
     except ValueError as exc:
         # Bad configuration, such as an unsupported database URL.
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:
+        # The driver's message names host and port but not the password; the URL is shown masked.
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        logger.debug("database connection failed", exc_info=True)
+        print(f"error: cannot connect to the database {_shown_url(resolve_database_url(args.db))}: {reason}; check --db or KAIZEN_DATABASE_URL", file=sys.stderr)
         return 2
 
 
