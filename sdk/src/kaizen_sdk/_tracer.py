@@ -134,6 +134,8 @@ def _media_ref(data_url: str, kind: str = "image_ref") -> dict[str, Any] | None:
 _MIN_INLINE_CHARS = 256
 
 
+# NOTE: _payload.clean() replaces base64 media again before sending, with its own rules.
+# The two must produce the same reference shape; this one should move into _payload.
 def _replace_media(part: Any) -> Any:
     """Replace base64 media inside one content part by a reference with its size and hash.
 
