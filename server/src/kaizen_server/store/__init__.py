@@ -37,6 +37,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_db_engine(url)
+        self.key_cache = keys.KeyCache()
 
     @property
     def dialect(self) -> str:
@@ -65,11 +66,24 @@ class Store:
             return keys.list_keys(connection, project)
 
     def revoke_key(self, key_ref: str) -> ApiKey:
-        return run_write(self.engine, lambda c: keys.revoke_key(c, key_ref))
+        record = run_write(self.engine, lambda c: keys.revoke_key(c, key_ref))
+        # After the commit, so no lookup can cache the key as active again.
+        self.key_cache.clear()
+        return record
 
     def find_key(self, key: str) -> ApiKey | None:
+        """Look `key` up in the database, revoked or not, and put an active key into the key cache."""
+        generation = self.key_cache.generation
         with read(self.engine) as connection:
-            return keys.find_key(connection, key)
+            record = keys.find_key(connection, key)
+        if record is not None:
+            self.key_cache.put(keys.hash_key(key), record, generation)
+
+        return record
+
+    def cached_key(self, key: str) -> ApiKey | None:
+        """Return the record of `key` when `find_key` found it active less than KEY_CACHE_TTL_S ago, without a query."""
+        return self.key_cache.get(keys.hash_key(key))
 
     # Writes
 

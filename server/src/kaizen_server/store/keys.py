@@ -3,12 +3,19 @@
 A key is `kz_` followed by 43 URL-safe random characters (256 bits). Only its SHA-256 is
 stored: a fast hash is enough because the key is random and long, unlike a password, and it
 lets authentication look the key up by index in one query.
+
+`KeyCache` keeps the keys that the API found recently, so most API requests skip that query.
+A key revoked through the same process stops working at once. A key revoked by another
+process (`kaizen keys revoke`, another server worker) keeps working in this process for at
+most KEY_CACHE_TTL_S seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +29,10 @@ KEY_PREFIX = "kz_"
 DEFAULT_PROJECT = "default"
 # Characters of the key kept in clear, enough to tell keys apart in `kaizen keys list`.
 SHOWN_PREFIX_CHARS = 10
+# How long the API trusts a key found active without asking the database again: the longest
+# time a key revoked by another process still works.
+KEY_CACHE_TTL_S = 5.0
+KEY_CACHE_MAX_ENTRIES = 10_000
 
 
 class NotFound(LookupError):
@@ -144,3 +155,51 @@ def find_key(connection: Connection, key: str) -> ApiKey | None:
     """Return the record of `key` (revoked or not), or None when no such key exists."""
     row = connection.execute(_key_query().where(api_keys.c.key_hash == hash_key(key))).mappings().first()
     return None if row is None else _to_key(row)
+
+
+class KeyCache:
+    """Active API keys found recently, by key hash, each trusted for `ttl_s` seconds.
+
+    Only active keys are cached, so an unknown or revoked key is looked up on every request,
+    and a new key works at once. `clear()` after a revoke drops every entry. A lookup that
+    started before that clear cannot put its older record back, because `put` takes the
+    generation read before the lookup and ignores the record when a clear came in between.
+    """
+
+    def __init__(self, ttl_s: float = KEY_CACHE_TTL_S, max_entries: int = KEY_CACHE_MAX_ENTRIES, clock=time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        # {key hash: (expiry time on `clock`, record)}
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] <= self.clock():
+            return None
+
+        return entry[1]
+
+    def put(self, key_hash: str, record: ApiKey, generation: int) -> None:
+        if record.revoked_at is not None or self.ttl_s <= 0:
+            return
+
+        with self._lock:
+            if generation != self._generation:
+                return
+
+            # Expired entries stay until the cache is full, and then it starts over.
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key_hash] = (self.clock() + self.ttl_s, record)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
