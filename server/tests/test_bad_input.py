@@ -152,6 +152,45 @@ def test_deep_nesting_rejected(api):
     assert "nested" in item["error"]
 
 
+@pytest.mark.parametrize("place", ["messages", "inputs", "unknown_field"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_literal_in_json_value_is_400(api, place, literal):
+    trace = make_trace()
+    if place == "messages":
+        trace["messages"] = [{"role": "user", "content": "PLACEHOLDER"}]
+    elif place == "inputs":
+        trace["inputs"] = {"n": "PLACEHOLDER"}
+    else:
+        trace["unknown_field"] = "PLACEHOLDER"
+    body = json.dumps({"traces": [trace]}).replace('"PLACEHOLDER"', literal).encode()
+    response = post_raw(api, body)
+    assert response.status_code == 400
+    assert literal.lstrip("-") in response.json()["detail"]
+
+
+def nested_dicts(levels: int) -> dict:
+    nested: object = "leaf"
+    for _ in range(levels):
+        nested = {"a": nested}
+    return nested
+
+
+def test_nesting_at_limit_accepted(api):
+    trace = make_trace(inputs=nested_dicts(64))
+    item = api.ingest([trace])["items"][0]
+    assert item["status"] == "accepted"
+    assert api.get(f"/api/v1/traces/{trace['id']}").json()["inputs"] == trace["inputs"]
+
+
+def test_nesting_over_limit_rejected(api):
+    bad, good = make_trace(inputs=nested_dicts(65)), make_trace()
+    items = api.ingest([bad, good])["items"]
+    assert items[0]["status"] == "rejected"
+    assert "'inputs'" in items[0]["error"]
+    assert "nested" in items[0]["error"]
+    assert items[1]["status"] == "accepted"
+
+
 def test_unknown_item_field_ignored_with_warning(api):
     trace = make_trace(sdk_version="9.9")
     item = api.ingest([trace])["items"][0]
