@@ -14,10 +14,11 @@ other; SQLite needs none because BEGIN IMMEDIATE admits one writer at a time.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sqlalchemy import String, any_, Connection, bindparam, literal_column, null, select, text, update
+from sqlalchemy import String, any_, Connection, bindparam, func, literal_column, null, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -92,17 +93,20 @@ def _select_versions(connection: Connection, project_id: int, wanted) -> dict[tu
     return {(row.task, row.template_hash): row.id for row in rows if (row.task, row.template_hash) in wanted}
 
 
-def _prompt_version_ids(connection: Connection, project_id: int, items: Sequence[TraceIn]) -> dict[tuple[str, str], int]:
+def _prompt_version_ids(
+    connection: Connection, project_id: int, items: Sequence[TraceIn], digests: dict[str, str]
+) -> dict[tuple[str, str], int]:
     """Return {(task, template hash): prompt version id}, creating the versions not seen before.
 
-    Ids come from a process-wide cache when possible, because a prompt version row never
-    changes or goes away once committed. Only ids found by a SELECT that ran before this
-    transaction inserted anything are cached, so an id from a rolled-back insert never is.
+    `digests` maps each template of `items` to its hash. Ids come from a process-wide cache
+    when possible, because a prompt version row never changes or goes away once committed.
+    Only ids found by a SELECT that ran before this transaction inserted anything are cached,
+    so an id from a rolled-back insert never is.
     """
     wanted: dict[tuple[str, str], str] = {}
     for item in items:
         if item.template is not None:
-            wanted.setdefault((item.task, template_hash(item.template)), item.template)
+            wanted.setdefault((item.task, digests[item.template]), item.template)
     if not wanted:
         return {}
 
@@ -194,11 +198,24 @@ def _latest_scores(connection: Connection, project_id: int, trace_ids: Iterable[
 
 
 def _ids_param(dialect: str, column, name: str):
-    """Return `column IN :name` with the list bound as one parameter, for a statement built once."""
+    """Return `column IN :name` with the list bound as one parameter, for a statement built once.
+
+    PostgreSQL takes the list as an array. SQLite takes it as JSON text and reads it with
+    json_each(), because an expanding IN parameter makes SQLAlchemy render the statement
+    again with one placeholder per id on every execution (see `_ids_value`).
+    """
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(String)))
 
-    return column.in_(bindparam(name, expanding=True))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=String))))
+
+
+def _ids_value(dialect: str, ids: list[str]):
+    """Return `ids` in the form that a parameter of `_ids_param` takes on `dialect`."""
+    if dialect == "postgresql":
+        return ids
+
+    return json.dumps(ids)
 
 
 # {dialect name: the statement of _stored_ids_and_scores}; building it costs about as much as running it.
@@ -229,8 +246,9 @@ def _stored_ids_and_scores(connection: Connection, project_id: int, trace_ids: S
     branch comes first because a UNION takes its result types from its first SELECT, and
     SQLite needs the DateTime type to return `created_at` as a datetime.
     """
-    statement = _stored_ids_and_scores_statement(connection.dialect.name)
-    trace_ids = list(trace_ids)
+    dialect = connection.dialect.name
+    statement = _stored_ids_and_scores_statement(dialect)
+    trace_ids = _ids_value(dialect, list(trace_ids))
     params = {"project_id": project_id, "score_trace_ids": trace_ids, "trace_ids": trace_ids}
 
     existing: set[str] = set()
@@ -283,10 +301,12 @@ def insert_traces(connection: Connection, project_id: int, items: Sequence[Trace
     new_items = [item for item in items if item.id not in existing]
     if new_items:
         now = utc_now()
-        versions = _prompt_version_ids(connection, project_id, new_items)
+        # A batch usually repeats a few templates many times, so each is hashed once.
+        digests = {template: template_hash(template) for template in {item.template for item in new_items} if template is not None}
+        versions = _prompt_version_ids(connection, project_id, new_items, digests)
         rows = []
         for item in new_items:
-            version_id = versions.get((item.task, template_hash(item.template))) if item.template is not None else None
+            version_id = versions.get((item.task, digests[item.template])) if item.template is not None else None
             row = _trace_row(project_id, item, version_id, now)
             latest = pending.get(item.id)
             if latest is not None:
