@@ -158,17 +158,21 @@ def _referenced_names(code: CodeType) -> frozenset[str]:
     return frozenset(names)
 
 
-_code_infos: dict[CodeType, CodeInfo] = {}
+# Keyed by id(code), because hashing a code object hashes all its constants. The entry keeps
+# the code object alive, so its id is not reused while the entry exists.
+_code_infos: dict[int, tuple[CodeType, CodeInfo]] = {}
 
 
 def code_info(code: CodeType) -> CodeInfo:
     """Return the cached ``CodeInfo`` of ``code``."""
-    info = _code_infos.get(code)
-    if info is None:
-        info = CodeInfo(code)
-        if len(_code_infos) >= _MAX_CACHED:
-            _code_infos.clear()
-        _code_infos[code] = info
+    entry = _code_infos.get(id(code))
+    if entry is not None:
+        return entry[1]
+
+    info = CodeInfo(code)
+    if len(_code_infos) >= _MAX_CACHED:
+        _code_infos.clear()
+    _code_infos[id(code)] = (code, info)
     return info
 
 

@@ -12,12 +12,22 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, replace
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from kaizen_sdk._detection._candidates import Candidate, collect_candidates, resolve
 from kaizen_sdk._detection._frames import user_frames
-from kaizen_sdk._detection._naming import KIND_TEMPLATE, Choice, choose, fallback_frame, last_user_index, rematch
+from kaizen_sdk._detection._naming import (
+    KIND_TEMPLATE,
+    UNDECIDED,
+    Choice,
+    choose,
+    fallback_frame,
+    last_user_index,
+    rematch,
+    rematch_inputs,
+    sole_matcher,
+)
 from kaizen_sdk._detection._override import current_override
 
 logger = logging.getLogger("kaizen_sdk.detection")
@@ -34,16 +44,32 @@ UNNAMED_TASK = "unnamed"
 _LOG_EVERY_FAILURES = 1000
 _failure_count = 0
 
-# Winners cached per chain of call sites (code object and instruction offset of each user
-# frame). A call site that alternates between prompts (`PROMPTS[kind]`) keeps a few.
+# Winners cached per chain of call sites: the id of each user frame's code object and its
+# instruction offset, flattened into one tuple of ints, which hashes far faster than code
+# objects do. The entry keeps those code objects alive, so their ids cannot be reused. A call
+# site that alternates between prompts (`PROMPTS[kind]`) keeps a few winners.
 _MAX_CACHED_SITES = 4096
 _MAX_WINNERS_PER_SITE = 4
-_site_winners: dict[tuple, list[Candidate]] = {}
+_site_winners: dict[tuple[int, ...], tuple[tuple[CodeType, ...], list[_Winner]]] = {}
 
 
-@dataclass(frozen=True)
+class _Winner:
+    """A cached winner and, for a string template, the one matcher that checks it again."""
+
+    __slots__ = ("candidate", "matcher")
+
+    def __init__(self, candidate: Candidate) -> None:
+        self.candidate = candidate
+        self.matcher = sole_matcher(candidate)
+
+
+@dataclass(slots=True)
 class Detection:
-    """The task name of one LLM call and the evidence for it."""
+    """The task name of one LLM call and the evidence for it; treat it as read-only.
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which
+    more than doubles the cost of the one instance every traced call creates.
+    """
 
     task: str  # detected name, before task_map
     rule: str  # "template" | "fixed_prompt" | "function" | "module" | "override"
@@ -90,15 +116,27 @@ def _detect(messages: Any, start: FrameType | None) -> Detection:
         # Fast path: the same chain of call sites usually sends the same prompt. A winner
         # cached for it still names the call when its name still refers to the same object
         # and that object still matches the last user message.
-        site = tuple([(frame.f_code, frame.f_lasti) for frame in frames])
-        winners = _site_winners.get(site)
-        if winners:
-            for candidate in winners:
+        site = _site_key(frames)
+        entry = _site_winners.get(site)
+        if entry is not None:
+            for winner in entry[1]:
+                candidate = winner.candidate
                 value = resolve(candidate.locator, frames)
                 if value is not candidate.value and not (type(value) is str and value == candidate.value):
                     # An equal string counts: each new instance builds its own copy of
                     # `self.prompt_template`.
                     continue
+
+                if winner.matcher is not None:
+                    inputs = rematch_inputs(candidate, winner.matcher, message_list)
+                    if inputs is None:
+                        continue
+                    if inputs is not UNDECIDED:
+                        frame = frames[candidate.report_index]
+                        return Detection(
+                            candidate.name, RULE_TEMPLATE, candidate.path, frame.f_code.co_filename, frame.f_lineno, inputs, candidate.text
+                        )
+
                 choice = rematch(candidate, message_list)
                 if choice is not None:
                     return _from_choice(choice, frames)
@@ -107,7 +145,7 @@ def _detect(messages: Any, start: FrameType | None) -> Detection:
         choice = choose(found, message_list)
         if choice is not None:
             if choice.message_index == last_user_index(message_list):
-                _remember(site, choice.candidate)
+                _remember(site, frames, choice.candidate)
             return _from_choice(choice, frames)
 
         fallback = fallback_frame(frames, found.infos)
@@ -136,19 +174,28 @@ def _from_choice(choice: Choice, frames: list[FrameType]) -> Detection:
     )
 
 
-def _remember(site: tuple, candidate: Candidate) -> None:
+def _site_key(frames: list[FrameType]) -> tuple[int, ...]:
+    key: list[int] = []
+    for frame in frames:
+        key.append(id(frame.f_code))
+        key.append(frame.f_lasti)
+    return tuple(key)
+
+
+def _remember(site: tuple[int, ...], frames: list[FrameType], candidate: Candidate) -> None:
     # NOTE: the fast path does not look for a better candidate that appeared after the
     # winner was cached, such as a global bound while the app runs. Such a change shows up
     # once the cached winner stops matching.
-    winners = _site_winners.get(site)
-    if winners is None:
+    entry = _site_winners.get(site)
+    if entry is None:
         if len(_site_winners) >= _MAX_CACHED_SITES:
             _site_winners.clear()
-        _site_winners[site] = [candidate]
+        _site_winners[site] = (tuple([frame.f_code for frame in frames]), [_Winner(candidate)])
         return
+    winners = entry[1]
     if len(winners) >= _MAX_WINNERS_PER_SITE:
         winners.pop(0)
-    winners.append(candidate)
+    winners.append(_Winner(candidate))
 
 
 def _log_failure(exc: BaseException) -> None:

@@ -52,7 +52,11 @@ _LIBRARY_PACKAGES = {
 _LIBRARY_PREFIXES = ("langchain_",)
 
 _MAX_CACHED = 8192
-_code_verdicts: dict[CodeType, bool] = {}
+# Keyed by id(code), not by the code object: hashing a code object hashes its constants
+# every time, and a module's constants hold the code of every function in it (several
+# microseconds per frame for a large module). The entry keeps the code object alive, so
+# its id cannot be reused by another object while the entry exists.
+_code_verdicts: dict[int, tuple[CodeType, bool]] = {}
 _module_verdicts: dict[str, bool] = {}
 
 
@@ -111,14 +115,14 @@ def is_library_file(filename: str | None) -> bool:
 
 def is_user_code(code: CodeType, module_name: str | None) -> bool:
     """Return True when ``code`` (from the module ``module_name``) is the application's own."""
-    verdict = _code_verdicts.get(code)
-    if verdict is not None:
-        return verdict
+    entry = _code_verdicts.get(id(code))
+    if entry is not None:
+        return entry[1]
 
     verdict = not is_library_module_name(module_name) and not is_library_file(code.co_filename)
     if len(_code_verdicts) >= _MAX_CACHED:
         _code_verdicts.clear()
-    _code_verdicts[code] = verdict
+    _code_verdicts[id(code)] = (code, verdict)
     return verdict
 
 
@@ -166,8 +170,10 @@ def user_frames(start: FrameType | None) -> list[FrameType]:
     library_run = 0
     while frame is not None and walked < MAX_WALKED_FRAMES:
         code = frame.f_code
-        verdict = verdicts.get(code)
-        if verdict is None:
+        entry = verdicts.get(id(code))
+        if entry is not None:
+            verdict = entry[1]
+        else:
             verdict = is_user_code(code, frame.f_globals.get("__name__"))
 
         if verdict:

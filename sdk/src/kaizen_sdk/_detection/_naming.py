@@ -267,6 +267,47 @@ def rematch(candidate: Candidate, messages: list[Any]) -> Choice | None:
     return Choice(candidate, key[0], index, inputs, part)
 
 
+def sole_matcher(candidate: Candidate) -> Any:
+    """Return the one usable matcher of a string template candidate, else None.
+
+    ``rematch_inputs`` can then check a cached winner with that matcher alone. A candidate
+    with several usable matchers (text that is a template in two syntaxes) or a template
+    object keeps the general path, which picks among them.
+    """
+    if candidate.text is None or candidate.template is not None:
+        return None
+
+    usable = [
+        matcher
+        for matcher in matchers_for(candidate.text, volatile=candidate.scope != SCOPE_ATTRIBUTE)
+        if matcher.literal_chars >= MIN_LITERAL_CHARS
+    ]
+    return usable[0] if len(usable) == 1 else None
+
+
+# Sentinel result of ``rematch_inputs``: only the general ``rematch`` can decide.
+UNDECIDED = object()
+
+
+def rematch_inputs(candidate: Candidate, matcher: Any, messages: list[Any]) -> Any:
+    """Return what ``rematch`` would, for a string template with its ``sole_matcher``, cheaper.
+
+    Returns the placeholder values when the candidate matches the last user message, and
+    None when it does not. Returns ``UNDECIDED`` for the cases only ``rematch`` handles: a
+    message with content parts, or text equal to the template itself (a fixed prompt).
+    """
+    index = last_user_index(messages)
+    if index is None:
+        return None
+    content = messages[index].get("content")
+    if type(content) is not str or not content:
+        return UNDECIDED
+    if _TextEquality().same(candidate.text, content):
+        return UNDECIDED
+
+    return matcher.match(content)
+
+
 def _chat_inputs(candidate: Candidate, matched: TemplatePart | None, inputs: dict | None, messages: list[Any]) -> dict | None:
     # A chat template renders several messages. Once it has won, each of its other message
     # templates is matched against the newest message of its role to collect the rest of the
