@@ -34,8 +34,11 @@ class Settings:
     # Traces and scores waiting in memory; past this, new ones are dropped and counted.
     max_queue_size: int = 10_000
     # One POST carries at most this many items and about this many bytes of JSON. A single
-    # item larger than max_batch_bytes is still sent, alone.
-    max_batch_size: int = 100
+    # item larger than max_batch_bytes is still sent, alone. An httpx request costs the
+    # exporter's thread about 0.5 ms of CPU whatever its size, and that thread shares the GIL
+    # with the application. With 500 items that is about 1 µs per trace. The CT server
+    # accepts 1000 items per request by default.
+    max_batch_size: int = 500
     max_batch_bytes: int = 1_048_576
     # How long the first queued item may wait for a batch to fill before it is sent anyway.
     flush_interval: float = 1.0

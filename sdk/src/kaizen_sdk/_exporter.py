@@ -30,6 +30,7 @@ an empty queue and no thread, because the parent's pending items are the parent'
 from __future__ import annotations
 
 import atexit
+import enum
 import json
 import logging
 import math
@@ -67,6 +68,13 @@ FLUSH_WARNING_SECONDS = 30.0
 TRACE = "trace"
 SCORE = "score"
 
+# Queued items the background thread cleans and encodes ahead of the batch they will go in.
+# A queued trace contains about a dozen containers (messages, detection, response), and
+# encoded it is one bytes object. Left in the queue until a batch fills, those containers set off the
+# garbage collector on the application's thread and get promoted into its oldest generation,
+# whose full collections cost far more than the encoding.
+PREPARE_AHEAD_ITEMS = 32
+
 
 class _RateLimitedLog:
     """Log a message of a given key at most once per interval, counting what was skipped."""
@@ -95,7 +103,16 @@ class _RateLimitedLog:
         self._logger.log(level, message, *args)
 
 
-@dataclass
+class _Due(enum.Enum):
+    """Reason the background thread wakes up."""
+
+    STOP = "stop"
+    SPOOL = "spool"  # retry the batches in the on-disk spool
+    PREPARE_AHEAD = "prepare-ahead"  # clean and encode queued items before their batch is due
+    BATCH = "batch"  # take a batch and send it
+
+
+@dataclass(slots=True)
 class _Prepared:
     """One item after cleaning and encoding, ready to go into a batch."""
 
@@ -145,7 +162,9 @@ class _Outcome:
 # English text, and valid even for lone surrogates. Text in other scripts grows up to twice
 # as large on the wire. Objects JSON cannot represent are sent as their str(). NaN and
 # infinity are rejected here because the server rejects a whole request that contains them.
-_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str, allow_nan=False)
+# check_circular is off because it costs about a tenth of the encoding time: a circular
+# reference then raises RecursionError, and the item is dropped like any unencodable one.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str, allow_nan=False, check_circular=False)
 
 
 def _finite(value: Any) -> Any:
@@ -163,9 +182,10 @@ def _finite(value: Any) -> Any:
 def _encode(payload: dict) -> bytes:
     try:
         return _ENCODER.encode(payload).encode("ascii")
-    except ValueError:
-        # Only NaN or infinity (or a circular reference, which raises again) gets here.
-        return _ENCODER.encode(_finite(payload)).encode("ascii")
+    except (ValueError, TypeError):
+        # NaN or infinity (ValueError), or a dict key JSON cannot carry, such as a tuple
+        # (TypeError): the tracer does not copy messages into JSON-safe form for the exporter.
+        return _ENCODER.encode(_finite(_tracer._json_safe(payload))).encode("ascii")
 
 
 def backoff_delay(attempt: int) -> float:
@@ -182,6 +202,11 @@ class Exporter:
         self._http_transport = http_transport
         self._spool_failed_to_open = False
         self._init_state()
+        # The HTTP client is built here, on the thread that configures the exporter, not by the
+        # background thread. Building it imports httpcore and loads the CA bundle. A thread
+        # doing that file I/O waits for the GIL after each read while the application's thread
+        # runs, which took seconds while traces piled up in the queue.
+        self._transport = self._new_transport()
 
     # ----- state -------------------------------------------------------------------------
 
@@ -190,8 +215,10 @@ class Exporter:
         self._lock = threading.Lock()
         self._condition = threading.Condition(self._lock)
         self._queue: deque[tuple[str, dict]] = deque()
-        # Items already cleaned and encoded that did not fit in the last batch.
-        self._carry: deque[_Prepared] = deque()
+        # Items already cleaned and encoded, in queue order: prepared ahead of their batch, or
+        # left over from the last one. None stands for an item that redact or encoding dropped,
+        # so it is settled in its place.
+        self._carry: deque[_Prepared | None] = deque()
         self._inflight: _Batch | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -247,10 +274,11 @@ class Exporter:
                     self._enqueued += 1
                     if self._thread is None:
                         self._start_thread_locked()
-                    if len(self._queue) == 1:
+                    queued = len(self._queue)
+                    if queued == 1:
                         self._oldest_at = time.monotonic()
                         self._condition.notify()
-                    elif len(self._queue) >= self.settings.max_batch_size:
+                    elif queued % PREPARE_AHEAD_ITEMS == 0 or queued + len(self._carry) >= self.settings.max_batch_size:
                         self._condition.notify()
 
             if full:
@@ -407,13 +435,8 @@ class Exporter:
     def _run(self) -> None:
         logger.debug("exporter thread started (pid %d, server %s)", os.getpid(), self.settings.base_url)
         try:
-            self._transport = Transport(
-                self.settings.base_url,
-                self.settings.api_key,
-                timeout=self.settings.request_timeout,
-                http_transport=self._http_transport,
-                log_requests=False,  # one httpx INFO line per batch would flood the user's logs
-            )
+            if self._transport is None:  # a forked child starts without one
+                self._transport = self._new_transport()
             if self._open_spool() is not None:
                 self._spool_pending = self._spool.pending()[0] > 0
             while True:
@@ -433,6 +456,15 @@ class Exporter:
             logger.exception("exporter thread failed; traces queued from now on are not sent")
         finally:
             logger.debug("exporter thread stopped (pid %d)", os.getpid())
+
+    def _new_transport(self) -> Transport:
+        return Transport(
+            self.settings.base_url,
+            self.settings.api_key,
+            timeout=self.settings.request_timeout,
+            http_transport=self._http_transport,
+            log_requests=False,  # one httpx INFO line per batch would flood the user's logs
+        )
 
     def _drop_inflight_after_bug(self) -> None:
         # The items taken for the batch are lost, but the thread lives on and flush() waiters
@@ -465,36 +497,64 @@ class Exporter:
     def _take_batch(self) -> _Batch | None:
         """Wait for a batch to be due and take it; None means stop, an empty batch means "check the spool"."""
         settings = self.settings
-        with self._condition:
-            while True:
-                waiting = len(self._queue) + len(self._carry)
-                if self._stopping:
+        while True:
+            with self._condition:
+                due = self._wait_until_due()
+                if due is _Due.STOP:
                     return None
+                if due is _Due.SPOOL:
+                    return _Batch()
 
-                now = time.monotonic()
-                timeout: float | None = None
-                if waiting:
-                    if waiting >= settings.max_batch_size or self._settled < self._flush_target:
-                        break
-                    timeout = settings.flush_interval - (now - self._oldest_at)
-                    if timeout <= 0:
-                        break
-                if self._spool_pending and self._spool is not None:
-                    until_spool = self._spool_retry_at - now
-                    if until_spool <= 0:
-                        return _Batch()
-                    timeout = until_spool if timeout is None else min(timeout, until_spool)
-                self._condition.wait(timeout)
+                if due is _Due.PREPARE_AHEAD:
+                    ahead = list(self._queue)
+                    self._queue.clear()
+                    self._inflight = _Batch(skipped=len(ahead))  # counts as queued while cleaning
+                else:
+                    carried = list(self._carry)
+                    self._carry.clear()
+                    raw = [self._queue.popleft() for _ in range(min(len(self._queue), settings.max_batch_size - len(carried)))]
+                    self._oldest_at = time.monotonic()
+                    self._inflight = _Batch(skipped=len(carried) + len(raw))  # counts as queued while cleaning
 
-            carried = list(self._carry)
-            self._carry.clear()
-            raw = [self._queue.popleft() for _ in range(min(len(self._queue), settings.max_batch_size - len(carried)))]
-            self._oldest_at = time.monotonic()
-            self._inflight = _Batch(skipped=len(carried) + len(raw))  # counts as queued while cleaning
+            # Cleaning runs the user's redact callable, so it happens outside the lock.
+            if due is _Due.PREPARE_AHEAD:
+                prepared_ahead = [self._prepare(kind, payload) for kind, payload in ahead]
+                with self._lock:
+                    self._carry.extend(prepared_ahead)
+                    self._inflight = None
+                continue
 
-        # Cleaning runs the user's redact callable, so it happens outside the lock.
+            return self._fill_batch(carried + [self._prepare(kind, payload) for kind, payload in raw])
+
+    def _wait_until_due(self) -> _Due:
+        """Wait, holding the condition, until there is something for the background thread to do."""
+        settings = self.settings
+        while True:
+            waiting = len(self._queue) + len(self._carry)
+            if self._stopping:
+                return _Due.STOP
+
+            now = time.monotonic()
+            timeout: float | None = None
+            if waiting:
+                if waiting >= settings.max_batch_size or self._settled < self._flush_target:
+                    return _Due.BATCH
+                timeout = settings.flush_interval - (now - self._oldest_at)
+                if timeout <= 0:
+                    return _Due.BATCH
+                if len(self._queue) >= PREPARE_AHEAD_ITEMS:
+                    return _Due.PREPARE_AHEAD
+            if self._spool_pending and self._spool is not None:
+                until_spool = self._spool_retry_at - now
+                if until_spool <= 0:
+                    return _Due.SPOOL
+                timeout = until_spool if timeout is None else min(timeout, until_spool)
+            self._condition.wait(timeout)
+
+    def _fill_batch(self, prepared: list[_Prepared | None]) -> _Batch:
+        """Put prepared items into one batch up to its limits; the rest go back to the carry."""
+        settings = self.settings
         batch = _Batch()
-        prepared = carried + [self._prepare(kind, payload) for kind, payload in raw]
         overflow: list[_Prepared] = []
         for item in prepared:
             if item is None:
@@ -521,7 +581,7 @@ class Exporter:
         try:
             if kind == TRACE and not isinstance(payload, dict) and hasattr(payload, "to_trace"):
                 # An ended span from the tracer: its dict is built here, off the caller's thread.
-                payload = payload.to_trace()
+                payload = payload.to_trace(json_safe=settings.redact is not None)
             if not isinstance(payload, dict):
                 raise TypeError(f"expected a dict in the wire format, got {type(payload).__name__}")
             if kind == TRACE:

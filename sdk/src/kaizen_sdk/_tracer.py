@@ -7,7 +7,8 @@ openai underneath, litellm calling openai), ``ignore_unmapped`` drops it, sampli
 or tracing itself failed. The integration then runs the original call, records the response
 or the error on the span and calls ``Span.end()``, which hands the exporter's queue a
 snapshot of the span. Only the work that must see the call as it happens runs on the
-caller's thread: task detection, a shallow copy of the request, the clock and the trace id.
+caller's thread: task detection, a shallow copy of the request, reading the response into
+plain values, the clock and the trace id.
 The snapshot holds references to values that nobody changes after the call (fresh copies
 made by the integrations, strings, numbers), and the exporter's thread turns it into the
 trace dict of the wire format: media references, ``prompt_text``, JSON-ready values,
@@ -310,7 +311,6 @@ class Span:
         "total_tokens",
         "error",
         "_ended",
-        "_reader",
         "_lock",
         "_pending_scores",
         "__weakref__",
@@ -346,7 +346,6 @@ class Span:
         self.total_tokens: int | None = None
         self.error: str | None = None
         self._ended = False
-        self._reader: tuple[Callable[[Span, Any], None], Any] | None = None
         self._lock = threading.RLock()
         self._pending_scores: list[dict[str, Any]] = []
 
@@ -406,17 +405,6 @@ class Span:
             response.update(detail)
         self.response = response or None
 
-    def record_response_later(self, reader: Callable[[Span, Any], None], response: Any) -> None:
-        """Stop the clock now and let ``reader(span, response)`` record the response later.
-
-        The reader runs when the trace is built, on the exporter's thread for the real
-        exporter, so the caller does not pay for reading the response. Use it only for a
-        response object that nobody changes after the call returns it. A reader that raises
-        leaves the trace without a response; the failure is logged.
-        """
-        self._stop_clock()
-        self._reader = (reader, response)
-
     def record_error(self, exc: BaseException) -> None:
         """Record that the call raised ``exc`` as ``"TypeName: message"``."""
         self._stop_clock()
@@ -451,7 +439,6 @@ class Span:
         # stream proxy the user keeps) does not hold them; the snapshot has its own references.
         self.messages = []
         self.response = None
-        self._reader = None
 
     @property
     def ended(self) -> bool:
@@ -466,10 +453,20 @@ class Span:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+# The formatted whole second of the last call: traces come in bursts within one second, and
+# formatting a datetime costs more than the rest of the timestamp.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _iso_utc(time_ns: int) -> str:
     """Format nanoseconds since the epoch as ISO 8601 in UTC with microseconds and a Z."""
-    moment = _EPOCH + timedelta(microseconds=time_ns // 1000)
-    return moment.isoformat().replace("+00:00", "Z")
+    global _last_second
+    second, nanoseconds = divmod(time_ns, 1_000_000_000)
+    cached_second, prefix = _last_second
+    if second != cached_second:
+        prefix = (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second = (second, prefix)
+    return f"{prefix}.{nanoseconds // 1000:06d}Z"
 
 
 class _EndedSpan:
@@ -502,11 +499,17 @@ class _EndedSpan:
             span.completion_tokens,
             span.total_tokens,
             span.error,
-            span._reader,
         )
 
-    def to_trace(self) -> dict[str, Any]:
-        """Return the trace dict of the ingest wire format."""
+    def to_trace(self, *, json_safe: bool = True) -> dict[str, Any]:
+        """Return the trace dict of the ingest wire format.
+
+        With ``json_safe=False`` the messages, parameters and inputs are not copied with
+        everything JSON cannot carry turned into strings. The exporter requests that when no
+        ``redact`` callable will read the dict, because its encoder does the same conversion
+        while it writes the JSON, and a second walk over every message costs microseconds
+        per trace.
+        """
         (
             library,
             task,
@@ -524,30 +527,18 @@ class _EndedSpan:
             completion_tokens,
             total_tokens,
             error,
-            reader,
         ) = self._span_fields
-
-        if reader is not None:
-            # Read the response into a scratch span, so the snapshot stays as it was taken.
-            scratch = Span.__new__(Span)
-            scratch._latency_ms = latency_ms
-            scratch.response_model = None
-            try:
-                reader[0](scratch, reader[1])
-                response_text, response = scratch.response_text, scratch.response
-                response_model = scratch.response_model
-                prompt_tokens, completion_tokens = scratch.prompt_tokens, scratch.completion_tokens
-                total_tokens = scratch.total_tokens
-            except Exception as exc:  # noqa: BLE001 - a trace without its response beats no trace
-                log_failure(f"{library}.response", f"could not read the {library} response of trace {self.trace_id}", exc)
 
         normalized = [_normalize_message(message) for message in messages]
         if prompt_text is None:
             prompt_text = prompt_text_of(normalized)
+        inputs = getattr(detection, "inputs", None)
+        if json_safe:
+            normalized, inputs, parameters = _json_safe(normalized), _json_safe(inputs), _json_safe(parameters)
         return {
             "id": self.trace_id,
             "task": task,
-            "messages": _json_safe(normalized),
+            "messages": normalized,
             "prompt_text": prompt_text,
             "response_text": response_text,
             "response": response,
@@ -563,10 +554,10 @@ class _EndedSpan:
             "source_file": getattr(detection, "file", None),
             "source_line": getattr(detection, "line", None),
             "detection_rule": getattr(detection, "rule", None),
-            "inputs": _json_safe(getattr(detection, "inputs", None)),
+            "inputs": inputs,
             "template": getattr(detection, "template", None),
             "library": library,
-            "parameters": _json_safe(parameters),
+            "parameters": parameters,
         }
 
 

@@ -56,11 +56,26 @@ _NOT_PARAMETERS = frozenset(
 _SCALARS = frozenset({int, float, str, bool})
 
 
+_MAX_CACHED_CLASSES = 1024
+_is_mapping: dict[type, bool] = {}
+
+
 def field(value: Any, name: str, default: Any = None) -> Any:
     """Return ``value[name]`` for a mapping, else ``value.name``; ``default`` when missing."""
     if value is None:
         return default
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is dict:
+        return value.get(name, default)
+
+    # The abstract Mapping check costs more than the read itself, so its result is cached
+    # per class (a few response and message classes in a process).
+    is_mapping = _is_mapping.get(kind)
+    if is_mapping is None:
+        is_mapping = isinstance(value, Mapping)
+        if len(_is_mapping) < _MAX_CACHED_CLASSES:
+            _is_mapping[kind] = is_mapping
+    if is_mapping:
         return value.get(name, default)
     return getattr(value, name, default)
 

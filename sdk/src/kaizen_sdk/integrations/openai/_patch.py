@@ -136,15 +136,6 @@ def _take_raw(raw: Any) -> tuple[str, Span] | None:
     return entry[1], entry[2]
 
 
-def _read_chat(span: Span, response: Any) -> None:
-    record_response("chat", span, response)
-
-
-def _read_responses(span: Span, response: Any) -> None:
-    record_response("responses", span, response)
-
-
-
 def finish(api: str, span: Span, result: Any) -> Any:
     """Turn the result of the original call into a trace; return what the user gets."""
     try:
@@ -156,10 +147,11 @@ def finish(api: str, span: Span, result: Any) -> Any:
             _register_raw(result, api, span)
             _result.attach(result, span)
             return result
-        # Read the response when the trace is built, off the caller's thread.
-        # NOTE: this assumes the user does not change the returned model in place before
-        # the exporter reads it; openai hands each call a new model object.
-        span.record_response_later(_read_responses if api == "responses" else _read_chat, result)
+        # Read on the caller's thread, not later on the exporter's. Keeping the response model
+        # alive until the exporter reads it kept about 15 more objects per queued trace in the
+        # garbage collector's generations. The collections they set off cost the caller several
+        # times what reading the response costs.
+        record_response(api, span, result)
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
         log_failure("openai.response", f"could not read the openai response of trace {span.trace_id}", exc)
 
