@@ -976,3 +976,35 @@ def test_call_site_cache_follows_changing_prompt(sandbox) -> None:
     kinds = ["short", "long", "short", "short", "long"]
 
     assert [module.ask(kind, "Why is the sky blue?").task for kind in kinds] == kinds
+
+
+def test_cached_template_rechecked_like_full_search(sandbox) -> None:
+    # The same call site sends the template rendered, then its raw text, then rendered again.
+    # The cached winner's quick recheck must give what the full search gives: a template
+    # with inputs, or a fixed prompt when the message is the template text itself.
+    module = load(
+        sandbox,
+        '''
+        import fakellm
+
+        GREETING_PROMPT = "Greet the customer by name and ask how we can help: {name}"
+
+        def greet(content):
+            return fakellm.complete(messages=[{"role": "user", "content": content}])
+        ''',
+    )
+    contents = [
+        module.GREETING_PROMPT.format(name="Ann"),
+        module.GREETING_PROMPT,
+        module.GREETING_PROMPT.format(name="Bob"),
+        "What is the weather like?",
+    ]
+
+    # One loop, so every call comes from the same chain of call sites.
+    first, raw, again, unrelated = [module.greet(content) for content in contents]
+
+    assert (first.rule, first.inputs) == ("template", {"name": "Ann"})
+    assert (raw.task, raw.rule, raw.inputs) == ("GREETING_PROMPT", "fixed_prompt", None)
+    assert (again.rule, again.inputs) == ("template", {"name": "Bob"})
+    assert unrelated.task == "greet"
+    assert unrelated.rule == "function"

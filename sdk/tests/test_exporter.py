@@ -731,3 +731,68 @@ def test_full_spool_drops_and_counts(endpoint, exporters, tmp_path, caplog) -> N
     assert stats["dropped"] > 0
     assert Spool(str(tmp_path), 65_536).stored_bytes() <= 65_536
     assert any("spool" in record.message and "is full" in record.message for record in caplog.records)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_items_encoded_ahead_of_batch(endpoint, exporters) -> None:
+    # With a long flush interval and a large batch, no batch is due. The thread still turns
+    # each group of queued traces into encoded bytes while they wait.
+    exporter = exporters(endpoint, flush_interval=30.0, max_batch_size=500)
+    traces = [make_trace() for _ in range(_exporter.PREPARE_AHEAD_ITEMS + 5)]
+
+    for trace in traces:
+        exporter.enqueue_trace(trace)
+
+    assert wait_until(lambda: len(exporter._carry) >= _exporter.PREPARE_AHEAD_ITEMS)
+    assert endpoint.bodies == []
+    assert all(isinstance(item.body, bytes) for item in list(exporter._carry))
+    assert exporter.stats()["queued"] == len(traces)
+    assert exporter.flush(5)
+    assert endpoint.trace_ids == [trace["id"] for trace in traces]
+
+
+def test_redact_drop_ahead_keeps_order(endpoint, exporters) -> None:
+    def drop_odd(trace: dict) -> dict | None:
+        return None if trace["task"] == "odd" else trace
+
+    exporter = exporters(endpoint, flush_interval=30.0, max_batch_size=500, redact=drop_odd)
+    traces = [make_trace(task="odd" if index % 2 else "even") for index in range(2 * _exporter.PREPARE_AHEAD_ITEMS)]
+    score = make_score(traces[-2]["id"])
+
+    for trace in traces:
+        exporter.enqueue_trace(trace)
+    exporter.enqueue_score(score)
+
+    assert wait_until(lambda: len(exporter._carry) >= _exporter.PREPARE_AHEAD_ITEMS)
+    assert exporter.flush(5)
+    assert endpoint.trace_ids == [trace["id"] for trace in traces if trace["task"] == "even"]
+    assert endpoint.sequence[-1] == ("score", traces[-2]["id"])
+    assert exporter.stats()["redacted"] == _exporter.PREPARE_AHEAD_ITEMS
+    assert exporter.stats()["queued"] == 0
+
+
+def test_tuple_dict_keys_sent_as_text(endpoint, exporters) -> None:
+    exporter = exporters(endpoint)
+    trace = make_trace(parameters={("top", "p"): 0.5, "seed": 7})
+
+    exporter.enqueue_trace(trace)
+
+    assert exporter.flush(5)
+    assert endpoint.bodies[0]["traces"][0]["parameters"] == {"('top', 'p')": 0.5, "seed": 7}
+
+
+def test_http_client_built_before_thread(endpoint, exporters) -> None:
+    # Built by the thread itself, the client's imports and CA bundle took that thread
+    # seconds while a busy application held the GIL.
+    exporter = exporters(endpoint)
+
+    assert exporter._thread is None
+    assert exporter._transport is not None

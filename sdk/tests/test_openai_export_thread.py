@@ -7,8 +7,10 @@ ingest bodies the exporter posted to an in-process endpoint (httpx.MockTransport
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
+import weakref
 
 import httpx
 import openai
@@ -69,7 +71,23 @@ def test_trace_keeps_request_as_sent(ingest, stub):
     assert trace["id"] == response.ct_trace_id
 
 
-def test_response_read_on_export_thread(ingest, stub):
+def test_queued_trace_frees_response(ingest, stub):
+    # The response is read into plain values at the call: a queued trace that kept the
+    # response model alive would hold a dozen objects in the garbage collector's generations.
+    client = openai.OpenAI(base_url=stub.base_url, api_key="sk-test", max_retries=0)
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": SNAPSHOT_PROMPT}])
+    reference = weakref.ref(response)
+
+    del response
+    gc.collect()
+
+    assert kaizen_sdk.stats()["queued"] == 1
+    assert reference() is None
+    assert kaizen_sdk.flush(5)
+    assert ingest.traces[0]["response_text"] == reply_text(SNAPSHOT_PROMPT)
+
+
+def test_response_recorded_in_trace(ingest, stub):
     client = openai.OpenAI(base_url=stub.base_url, api_key="sk-test", max_retries=0)
     response = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": SNAPSHOT_PROMPT}])
     assert kaizen_sdk.flush(5)
