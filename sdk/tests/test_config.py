@@ -164,6 +164,26 @@ def test_spool_dir_expands_home(monkeypatch: pytest.MonkeyPatch, tmp_path) -> No
     assert resolve_settings(spool_dir="~/spool").spool_dir == str(tmp_path / "spool")
 
 
+def test_spool_dir_created_when_missing(tmp_path) -> None:
+    folder = tmp_path / "nested" / "spool"
+
+    assert resolve_settings(spool_dir=str(folder)).spool_dir == str(folder)
+    assert folder.is_dir()
+
+
+def test_spool_dir_unusable_rejected(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    with pytest.raises(ValueError, match="invalid setting spool_dir=.*cannot create the folder.*choose a writable folder"):
+        resolve_settings(spool_dir=str(blocker / "spool"))
+
+
+def test_sample_rate_error_names_range() -> None:
+    with pytest.raises(ValueError, match=r"invalid setting sample_rate=1\.5: expected a number from 0 to 1$"):
+        resolve_settings(sample_rate=1.5)
+
+
 def test_base_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_base_url() == DEFAULT_BASE_URL
     assert resolve_base_url("https://ct.example.com/") == "https://ct.example.com"

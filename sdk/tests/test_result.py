@@ -121,6 +121,29 @@ def test_ct_score_rejects_invalid(collector, bad):
         result.ct_score(bad)
 
 
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"scored_by": "s" * 201}, "scored_by must be at most 200 characters, got 201"),
+        ({"scored_by": ""}, "scored_by must be a non-empty string"),
+        ({"name": "n" * 201}, "name must be at most 200 characters, got 201"),
+        ({"name": 7}, "name must be a string or None, got 7"),
+        ({"comment": 7}, "comment must be a string or None, got 7"),
+        ({"comment": "c" * 100_001}, "comment must be at most 100000 characters"),
+    ],
+)
+def test_ct_score_rejects_invalid_text(collector, keywords, message):
+    # The server would reject these; raising here shows the mistake at the call.
+    span = make_span()
+    result = make_completion()
+    _result.attach(result, span)
+
+    with pytest.raises(ValueError, match=message):
+        result.ct_score(0.5, **keywords)
+
+    assert collector.items == []
+
+
 def test_ct_score_without_exporter_drops(monkeypatch):
     from kaizen_sdk import _exporter
 

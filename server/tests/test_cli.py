@@ -33,6 +33,7 @@ def test_keys_create_prints_key_once(capsys, store):
     key = out.strip().splitlines()[-1]
     assert key.startswith("kz_")
     assert "shown only this once" in err
+    assert "in database " in err
     record = store.find_key(key)
     assert record.project == project
     assert record.name == "ci"

@@ -98,7 +98,8 @@ def _parse_int(name: str, raw: Any, from_env: bool, minimum: int, unit: str) -> 
 
 
 def _parse_float(name: str, raw: Any, from_env: bool, minimum: float, maximum: float, unit: str) -> float:
-    message = f"invalid {_source(name, from_env)}{raw!r}: expected a number of {unit} from {minimum:g} to {maximum:g}"
+    amount = f"a number of {unit}" if unit else "a number"
+    message = f"invalid {_source(name, from_env)}{raw!r}: expected {amount} from {minimum:g} to {maximum:g}"
     if isinstance(raw, bool):
         raise ValueError(message)
 
@@ -113,6 +114,23 @@ def _parse_float(name: str, raw: Any, from_env: bool, minimum: float, maximum: f
         raise ValueError(message)
 
     return float(value)
+
+
+def _parse_spool_dir(text: str, from_env: bool) -> str:
+    """Return the spool folder as an absolute path, created if missing; raise if it cannot be used.
+
+    Checked when the exporter is configured, so a typo fails at instrument() instead of at
+    the first outage, when the traces it was meant to keep are lost.
+    """
+    path = os.path.abspath(os.path.expanduser(text))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"invalid {_source('spool_dir', from_env)}{text!r}: cannot create the folder ({exc.strerror}); choose a writable folder") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"invalid {_source('spool_dir', from_env)}{text!r}: the folder is not writable; choose a writable folder")
+
+    return path
 
 
 def _parse_base_url(raw: Any, from_env: bool) -> str:
@@ -144,7 +162,7 @@ def _parse(name: str, raw: Any, from_env: bool) -> Any:
         return _parse_base_url(raw, from_env)
     if name == "spool_dir":
         text = _parse_optional_text(name, raw, from_env)
-        return os.path.abspath(os.path.expanduser(text)) if text else None
+        return _parse_spool_dir(text, from_env) if text else None
     if name == "max_queue_size":
         return _parse_int(name, raw, from_env, 1, "items")
     if name == "max_batch_size":
@@ -164,7 +182,7 @@ def _parse(name: str, raw: Any, from_env: bool) -> Any:
     if name == "exit_timeout":
         return _parse_float(name, raw, from_env, 0.0, 3600.0, "seconds")
     if name == "sample_rate":
-        return _parse_float(name, raw, from_env, 0.0, 1.0, "(a fraction of calls)")
+        return _parse_float(name, raw, from_env, 0.0, 1.0, "")
     if name == "redact":
         if raw is not None and not callable(raw):
             raise ValueError(

@@ -102,7 +102,8 @@ def instrument(
     ``ignore_unmapped=True`` calls whose variable is not in ``task_map`` are not traced.
     ``api_key`` / ``base_url`` and the other exporter keywords override the ``KAIZEN_*``
     environment variables. Calling it again patches nothing twice. Raises ``ValueError``
-    for an unsupported module or invalid options.
+    for an unsupported module or invalid option values, and ``TypeError`` for an unknown
+    keyword.
     """
     integration = _integration_name(library)
     checked_map = _check_options(task_map, ignore_unmapped)

@@ -139,6 +139,23 @@ def _check_score(score: Any) -> float:
     return float(score)
 
 
+# The CT server's limits on a score's text fields. Checked here too, because a score the
+# server rejects is only counted in stats() and logged at most once a minute.
+MAX_SHORT_TEXT_CHARS = 200
+MAX_COMMENT_CHARS = 100_000
+
+
+def _check_text(field: str, value: Any, max_chars: int, *, required: bool) -> None:
+    if value is None and not required:
+        return
+
+    if not isinstance(value, str) or (required and not value):
+        expected = "a non-empty string" if required else "a string or None"
+        raise ValueError(f"{field} must be {expected}, got {value!r}")
+    if len(value) > max_chars:
+        raise ValueError(f"{field} must be at most {max_chars} characters, got {len(value)}; shorten it")
+
+
 _no_exporter_logged = False
 
 
@@ -158,8 +175,9 @@ def score_trace(
     """
     global _no_exporter_logged
     value = _check_score(score)
-    if not isinstance(scored_by, str) or not scored_by:
-        raise ValueError(f"scored_by must be a non-empty string, got {scored_by!r}")
+    _check_text("scored_by", scored_by, MAX_SHORT_TEXT_CHARS, required=True)
+    _check_text("name", name, MAX_SHORT_TEXT_CHARS, required=False)
+    _check_text("comment", comment, MAX_COMMENT_CHARS, required=False)
 
     item = {
         "id": str(uuid.uuid4()),

@@ -158,7 +158,10 @@ def cmd_projects_list(args) -> int:
 def cmd_keys_create(args) -> int:
     store = _open_store(args)
     key, record = store.create_key(args.project, args.name)
-    print(f"created API key id {record.id} in project {record.project!r}; it is shown only this once:", file=sys.stderr)
+    # The database is named because a server started with another --db or
+    # KAIZEN_DATABASE_URL would not know this key.
+    database = _shown_url(resolve_database_url(args.db))
+    print(f"created API key id {record.id} in project {record.project!r} in database {database}; it is shown only this once:", file=sys.stderr)
     print(key)
     return 0
 
