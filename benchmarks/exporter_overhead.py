@@ -25,6 +25,7 @@ rounds interleave the variants so that drift in machine load hits all of them al
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -174,10 +175,34 @@ def summarize_ticket(client, index: int):
     )
 
 
+class _CollectionTimer:
+    """Count the garbage collector's runs and their time through ``gc.callbacks``.
+
+    The bare client frees everything it allocates by reference counting, so any collection
+    during the timed calls is cost that tracing added.
+    """
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+
+        self.runs += 1
+        self.seconds += time.perf_counter() - self._started
+
+
 def run_worker(variant: str, sink: str, calls: int) -> dict:
     client, finish = setup_variant(variant, sink)
     for index in range(WARMUP_CALLS):
         summarize_ticket(client, index)
+
+    collections = _CollectionTimer()
+    gc.callbacks.append(collections)
 
     durations = []
     cpu_started = time.process_time()
@@ -190,6 +215,7 @@ def run_worker(variant: str, sink: str, calls: int) -> dict:
     wall = time.perf_counter() - wall_started
     thread_cpu = time.thread_time() - thread_started
     cpu = time.process_time() - cpu_started
+    gc.callbacks.remove(collections)
 
     extra = finish()
     durations.sort()
@@ -205,6 +231,9 @@ def run_worker(variant: str, sink: str, calls: int) -> dict:
         # Process CPU time per call, background threads included: the full cost of tracing.
         "cpu_us_per_call": cpu / calls * 1e6,
         "wall_us_per_call": wall / calls * 1e6,
+        # Garbage collections during the timed calls, on any thread of the process.
+        "gc_runs": collections.runs,
+        "gc_us_per_call": collections.seconds / calls * 1e6,
         "stats": extra,
     }
 
@@ -258,6 +287,8 @@ def main() -> None:
             "p99_us": statistics.median(result["p99_us"] for result in results),
             "caller_cpu_us": statistics.median(result["caller_cpu_us"] for result in results),
             "cpu_us_per_call": statistics.median(result["cpu_us_per_call"] for result in results),
+            "gc_runs": statistics.median(result["gc_runs"] for result in results),
+            "gc_us_per_call": statistics.median(result["gc_us_per_call"] for result in results),
             "stats": results[-1]["stats"],
         }
         for name, results in by_variant.items()
@@ -266,8 +297,11 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"load average at end: {os.getloadavg()[0]:.2f}; {args.rounds} rounds x {args.calls} calls per variant")
     bare = summary.get("bare")
-    print("all figures in microseconds per call; 'added' is the difference to bare")
-    header = f"{'variant':<14} {'wall median':>11} {'added':>7} {'wall p99':>9} {'caller CPU':>10} {'added':>7} {'process CPU':>11} {'added':>7}"
+    print("all figures in microseconds per call; 'added' is the difference to bare; GC: collections during the timed calls")
+    header = (
+        f"{'variant':<14} {'wall median':>11} {'added':>7} {'wall p99':>9} {'caller CPU':>10} {'added':>7} "
+        f"{'process CPU':>11} {'added':>7} {'GC runs':>7} {'GC':>6}"
+    )
     print(header)
     print("-" * len(header))
     for name, row in summary.items():
@@ -276,7 +310,8 @@ def main() -> None:
         row["added_cpu_us"] = row["cpu_us_per_call"] - bare["cpu_us_per_call"] if bare else float("nan")
         print(
             f"{name:<14} {row['median_us']:>11.1f} {row['added_us']:>7.1f} {row['p99_us']:>9.1f} "
-            f"{row['caller_cpu_us']:>10.1f} {row['added_caller_cpu_us']:>7.1f} {row['cpu_us_per_call']:>11.1f} {row['added_cpu_us']:>7.1f}"
+            f"{row['caller_cpu_us']:>10.1f} {row['added_caller_cpu_us']:>7.1f} {row['cpu_us_per_call']:>11.1f} {row['added_cpu_us']:>7.1f} "
+            f"{row['gc_runs']:>7.0f} {row['gc_us_per_call']:>6.1f}"
         )
 
     kaizen = summary.get("kaizen")
