@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -254,3 +255,16 @@ def test_export_to_closed_pipe_is_quiet(api, store):
     assert code == 141
     assert "BrokenPipeError" not in stderr
     assert "Traceback" not in stderr
+
+
+def test_sqlite_folder_creation_logged(capsys, caplog, tmp_path, monkeypatch):
+    # sqlite:///a/b.db is relative to the current folder; the new folder must not go unnoticed.
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO, logger="kaizen_server.store")
+
+    code, out, err = run(capsys, "keys", "create", "--db", "sqlite:///var/lib/kaizen/kaizen.db")
+
+    assert code == 0
+    assert (tmp_path / "var" / "lib" / "kaizen" / "kaizen.db").is_file()
+    assert f"created folder {tmp_path / 'var' / 'lib' / 'kaizen'} for the SQLite database" in caplog.text
+    assert "in database sqlite:///var/lib/kaizen/kaizen.db" in err

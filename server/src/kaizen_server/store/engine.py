@@ -72,7 +72,12 @@ def _create_sqlite_engine(url: str) -> Engine:
     if database in ("", ":memory:"):
         raise ValueError(f"SQLite URL {url!r} names no file: use sqlite:///PATH/kaizen.db (an in-memory database is not shared between connections)")
 
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(database).expanduser().parent
+    if not folder.exists():
+        # Logged because a URL with three slashes is relative: sqlite:///var/lib/kaizen.db
+        # creates ./var/lib in the current folder, which is easy to miss.
+        logger.info("created folder %s for the SQLite database", folder.resolve())
+        folder.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
