@@ -70,9 +70,9 @@ SCORE = "score"
 
 # Queued items the background thread cleans and encodes ahead of the batch they will go in.
 # A queued trace contains about a dozen containers (messages, detection, response), and
-# encoded it is one bytes object. Left in the queue until a batch fills, those containers set off the
-# garbage collector on the application's thread and get promoted into its oldest generation,
-# whose full collections cost far more than the encoding.
+# encoded it is one bytes object. Left in the queue until a batch fills, those containers
+# set off the garbage collector on the application's thread and get promoted into its
+# oldest generation, whose full collections cost far more than the encoding.
 PREPARE_AHEAD_ITEMS = 32
 
 
@@ -385,7 +385,7 @@ class Exporter:
         self._save_leftovers(leftovers, carried, inflight)
         return False
 
-    def _save_leftovers(self, leftovers: list[tuple[str, dict]], carried: list[_Prepared], inflight: _Batch | None) -> None:
+    def _save_leftovers(self, leftovers: list[tuple[str, dict]], carried: list[_Prepared | None], inflight: _Batch | None) -> None:
         count = len(leftovers) + len(carried) + (inflight.items if inflight else 0)
         if count == 0:
             return
