@@ -12,6 +12,7 @@ import copy
 import gc
 import inspect
 import pickle
+import threading
 
 import openai
 import pytest
@@ -359,6 +360,33 @@ def test_with_raw_response_never_parsed(collector, client):
     assert _tracer.drain_deferred()
     assert len(collector.traces) == 1
     assert collector.last["response_text"] == expected_reply()
+
+
+def test_never_parsed_raw_response_traced_when_its_address_is_reused(collector, client):
+    # A dead raw response's finalizer only defers its work. Before that work runs, a new raw
+    # response can be allocated at the same address and register under the same id: the
+    # old span must still end, with its own response, and the new one must stay pending.
+    from kaizen_sdk.integrations.openai import _patch
+
+    release = threading.Event()
+    _tracer.defer(release.wait, 5)  # hold the background thread until both are registered
+
+    old = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
+    key = id(old)
+    old_trace_id = old.ct_trace_id
+    del old
+    gc.collect()
+
+    new = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": "second"}])
+    with _patch._raw_lock:
+        # What an allocation at the same address does to the pending entries.
+        _patch._raw_pending[key] = _patch._raw_pending.pop(id(new))
+    release.set()
+    assert _tracer.drain_deferred()
+
+    assert [trace["id"] for trace in collector.traces] == [old_trace_id]
+    assert collector.last["response_text"] == expected_reply()
+    assert _patch._raw_pending[key][2].trace_id == new.ct_trace_id
 
 
 def test_with_streaming_response(collector, client):

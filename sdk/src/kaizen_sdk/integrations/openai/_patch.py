@@ -98,14 +98,20 @@ def _new_accumulator(api: str) -> Any:
     return ResponsesEventAccumulator() if api == "responses" else ChatChunkAccumulator()
 
 
-def _raw_abandoned(key: int, api: str, http_response: Any) -> None:
-    """End the span of a raw response that was garbage collected without ``.parse()``."""
+def _raw_abandoned(key: int, api: str, span: Span, http_response: Any) -> None:
+    """End the span of a raw response that was garbage collected without ``.parse()``.
+
+    The span comes with the finalizer rather than from ``_raw_pending``: by the time this
+    deferred work runs, a new raw response may live at the same address and have taken its
+    key there.
+    """
     with _raw_lock:
-        entry = _raw_pending.pop(key, None)
-    if entry is None:
+        entry = _raw_pending.get(key)
+        if entry is not None and entry[2] is span:
+            del _raw_pending[key]
+    if span.ended:
         return
 
-    span = entry[2]
     try:
         content = http_response.content  # raises when the body was never read
         record_response(api, span, json.loads(content))
@@ -117,7 +123,7 @@ def _raw_abandoned(key: int, api: str, http_response: Any) -> None:
 def _register_raw(raw: Any, api: str, span: Span) -> None:
     key = id(raw)
     # The finalizer runs in garbage-collector context, so it only defers the work.
-    finalizer = weakref.finalize(raw, defer, _raw_abandoned, key, api, getattr(raw, "http_response", None))
+    finalizer = weakref.finalize(raw, defer, _raw_abandoned, key, api, span, getattr(raw, "http_response", None))
     finalizer.atexit = False
     with _raw_lock:
         _raw_pending[key] = (weakref.ref(raw), api, span, finalizer)
