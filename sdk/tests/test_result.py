@@ -157,8 +157,7 @@ def test_ct_score_without_exporter_drops(monkeypatch):
 
 def test_open_span_registry_is_weak():
     span = make_span()
-    with _tracer._open_lock:
-        _tracer._open_spans[span.trace_id] = span
+    _tracer._register_open(span)
     trace_id = span.trace_id
     del span
     gc.collect()

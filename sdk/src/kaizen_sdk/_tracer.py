@@ -277,10 +277,28 @@ def drain_deferred(timeout: float | None = 5.0) -> bool:
 # --- spans ------------------------------------------------------------------------------
 
 # Spans that started and have not ended yet, so a score given before the trace is queued
-# (a stream still being read) waits for it. Removed in Span.end(). The values are weak,
-# so a span that can no longer end (its coroutine was never awaited) does not stay here.
-_open_spans: weakref.WeakValueDictionary[str, Span] = weakref.WeakValueDictionary()
-_open_lock = threading.RLock()
+# (a stream still being read) waits for it. Removed in Span.end(). The values are weak
+# references, so a span that can no longer end (its coroutine was never awaited) does not
+# stay alive here. A plain dict of references costs a tenth of a WeakValueDictionary per
+# call; the few dead entries that such spans leave are swept once the dict doubles in size.
+# Single dict operations need no lock.
+_open_spans: dict[str, weakref.ref[Span]] = {}
+_open_sweep_at = 1024
+# Taken by every span's end() and add_score(). Reentrant because the garbage collector may
+# end an abandoned stream's span on a thread that already holds it.
+_span_lock = threading.RLock()
+
+
+def _register_open(span: Span) -> None:
+    global _open_sweep_at
+    _open_spans[span.trace_id] = weakref.ref(span)
+    if len(_open_spans) < _open_sweep_at:
+        return
+
+    for trace_id, ref in list(_open_spans.items()):
+        if ref() is None:
+            _open_spans.pop(trace_id, None)
+    _open_sweep_at = max(1024, 2 * len(_open_spans))
 
 
 class Span:
@@ -311,7 +329,6 @@ class Span:
         "total_tokens",
         "error",
         "_ended",
-        "_lock",
         "_pending_scores",
         "__weakref__",
     )
@@ -346,7 +363,6 @@ class Span:
         self.total_tokens: int | None = None
         self.error: str | None = None
         self._ended = False
-        self._lock = threading.RLock()
         self._pending_scores: list[dict[str, Any]] = []
 
     @contextlib.contextmanager
@@ -392,11 +408,16 @@ class Span:
         self.response_text = response_text
         if model:
             self.response_model = model
-        self.prompt_tokens = _count(prompt_tokens)
-        self.completion_tokens = _count(completion_tokens)
-        self.total_tokens = _count(total_tokens)
-        if self.total_tokens is None and self.prompt_tokens is not None and self.completion_tokens is not None:
-            self.total_tokens = self.prompt_tokens + self.completion_tokens
+        # Token counts are ints; anything else (a bool, a float, a mock) is unknown. Checked
+        # inline: three calls of a helper cost more than the checks.
+        prompt_tokens = prompt_tokens if type(prompt_tokens) is int else _count(prompt_tokens)
+        completion_tokens = completion_tokens if type(completion_tokens) is int else _count(completion_tokens)
+        total_tokens = total_tokens if type(total_tokens) is int else _count(total_tokens)
+        if total_tokens is None and prompt_tokens is not None and completion_tokens is not None:
+            total_tokens = prompt_tokens + completion_tokens
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.total_tokens = total_tokens
 
         response: dict[str, Any] = {}
         if response_messages:
@@ -412,7 +433,7 @@ class Span:
 
     def add_score(self, score: dict[str, Any]) -> bool:
         """Keep ``score`` until the trace is queued; return False when it already is."""
-        with self._lock:
+        with _span_lock:
             if self._ended:
                 return False
             self._pending_scores.append(score)
@@ -420,14 +441,13 @@ class Span:
 
     def end(self, *, incomplete: bool = False) -> None:
         """Build the trace and queue it, then any scores given meanwhile. Idempotent."""
-        with self._lock:
+        with _span_lock:
             if self._ended:
                 return
             self._ended = True
             scores, self._pending_scores = self._pending_scores, []
 
-        with _open_lock:
-            _open_spans.pop(self.trace_id, None)
+        _open_spans.pop(self.trace_id, None)
 
         try:
             self._stop_clock()
@@ -625,8 +645,8 @@ def _enqueue(ended: _EndedSpan, scores: list[dict[str, Any]]) -> None:
 
 def open_span(trace_id: str) -> Span | None:
     """Return the span of ``trace_id`` when it has not ended yet."""
-    with _open_lock:
-        return _open_spans.get(trace_id)
+    ref = _open_spans.get(trace_id)
+    return ref() if ref is not None else None
 
 
 def active_span() -> Span | None:
@@ -708,8 +728,10 @@ def start_span(
 
         # Detection needs dicts; the integrations already pass dicts, so this rarely copies.
         normalized = messages
-        if not all(type(message) is dict for message in messages):
-            normalized = [message if isinstance(message, dict) else _normalize_message(message) for message in messages]
+        for message in messages:
+            if type(message) is not dict:
+                normalized = [message if isinstance(message, dict) else _normalize_message(message) for message in messages]
+                break
         if detection is None:
             try:
                 detection = _detect(normalized)
@@ -730,8 +752,7 @@ def start_span(
             parameters=parameters or {},
             detection=detection,
         )
-        with _open_lock:
-            _open_spans[span.trace_id] = span
+        _register_open(span)
         _last_trace_id.set(span.trace_id)
         return span
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
