@@ -9,7 +9,7 @@ dicts alike (``field()``), tolerates missing pieces (a chunk with empty ``choice
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kaizen_sdk._tracer import Span
@@ -64,9 +64,20 @@ def field(value: Any, name: str, default: Any = None) -> Any:
     """Return ``value[name]`` for a mapping, else ``value.name``; ``default`` when missing."""
     if value is None:
         return default
+    if type(value) is dict:
+        return value.get(name, default)
+    return reader(value)(value, name, default)
+
+
+def reader(value: Any) -> Callable[[Any, str, Any], Any]:
+    """Return the function that reads fields of ``value``: ``reader(value)(value, name, default)``.
+
+    A reader that reads several fields of one object saves a call per field over ``field``:
+    ``dict.get`` for a dict, ``getattr`` for a model or plain object.
+    """
     kind = type(value)
     if kind is dict:
-        return value.get(name, default)
+        return dict.get
 
     # The abstract Mapping check costs more than the read itself, so its result is cached
     # per class (a few response and message classes in a process).
@@ -75,9 +86,11 @@ def field(value: Any, name: str, default: Any = None) -> Any:
         is_mapping = isinstance(value, Mapping)
         if len(_is_mapping) < _MAX_CACHED_CLASSES:
             _is_mapping[kind] = is_mapping
-    if is_mapping:
-        return value.get(name, default)
-    return getattr(value, name, default)
+    return _mapping_get if is_mapping else getattr
+
+
+def _mapping_get(value: Mapping[str, Any], name: str, default: Any) -> Any:
+    return value.get(name, default)
 
 
 def chat_messages(messages: Any) -> list[dict[str, Any]]:
@@ -89,10 +102,14 @@ def chat_messages(messages: Any) -> list[dict[str, Any]]:
 
     plain = []
     for message in messages:
-        if type(message) is dict and all(value is None or type(value) is str for value in message.values()):
-            # The common message: a shallow copy is a full snapshot, because strings do not change.
-            plain.append(dict(message))
-            continue
+        if type(message) is dict:
+            for value in message.values():
+                if value is not None and type(value) is not str:
+                    break
+            else:
+                # The common message: a shallow copy is a full snapshot, because strings do not change.
+                plain.append(dict(message))
+                continue
 
         item = to_plain(message)
         if not isinstance(item, dict):
@@ -138,27 +155,25 @@ def _tool_calls(value: Any) -> list[dict[str, Any]] | None:
 
 
 def _choice_message(choice: Any) -> dict[str, Any]:
-    message = field(choice, "message") or {}
+    get = reader(choice)
+    message = get(choice, "message", None) or {}
+    get_in_message = reader(message)
     entry: dict[str, Any] = {
-        "index": field(choice, "index"),
-        "role": field(message, "role") or "assistant",
-        "content": to_plain(field(message, "content")),
-        "finish_reason": field(choice, "finish_reason"),
+        "index": get(choice, "index", None),
+        "role": get_in_message(message, "role", None) or "assistant",
+        "content": to_plain(get_in_message(message, "content", None)),
+        "finish_reason": get(choice, "finish_reason", None),
     }
-    tool_calls = _tool_calls(field(message, "tool_calls"))
+    tool_calls = _tool_calls(get_in_message(message, "tool_calls", None))
     if tool_calls:
         entry["tool_calls"] = tool_calls
-    function_call = field(message, "function_call")
+    function_call = get_in_message(message, "function_call", None)
     if function_call:
         entry["function_call"] = to_plain(function_call)
-    refusal = field(message, "refusal")
+    refusal = get_in_message(message, "refusal", None)
     if refusal:
         entry["refusal"] = refusal
     return entry
-
-
-def _usage_counts(usage: Any) -> tuple[Any, Any, Any]:
-    return (field(usage, "prompt_tokens"), field(usage, "completion_tokens"), field(usage, "total_tokens"))
 
 
 def record_chat_response(span: Span, response: Any) -> None:
@@ -167,13 +182,22 @@ def record_chat_response(span: Span, response: Any) -> None:
         span.record_response(response_text=None)
         return
 
-    choices = field(response, "choices") or []
+    get = reader(response)
+    choices = get(response, "choices", None) or []
     messages = [_choice_message(choice) for choice in choices]
-    text = text_of_content(messages[0]["content"]) if messages else None
-    prompt_tokens, completion_tokens, total_tokens = _usage_counts(field(response, "usage"))
+    content = messages[0]["content"] if messages else None
+    text = content if type(content) is str else text_of_content(content)
+    usage = get(response, "usage", None)
+    if usage is None:
+        prompt_tokens = completion_tokens = total_tokens = None
+    else:
+        get_in_usage = reader(usage)
+        prompt_tokens = get_in_usage(usage, "prompt_tokens", None)
+        completion_tokens = get_in_usage(usage, "completion_tokens", None)
+        total_tokens = get_in_usage(usage, "total_tokens", None)
     span.record_response(
         response_text=text,
-        model=field(response, "model"),
+        model=get(response, "model", None),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=total_tokens,
