@@ -7,10 +7,14 @@ import copy
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kaizen_sdk import _encoding
 from kaizen_sdk._payload import (
     RedactError,
     clean,
+    may_need_cleaning,
     prepare_score,
     prepare_trace,
     truncate,
@@ -204,3 +208,44 @@ def test_score_comment_is_capped() -> None:
     score = {"id": "s", "trace_id": "t", "score": 1.0, "comment": "c" * 2000}
 
     assert len(prepare_score(score, max_field_chars=256)["comment"]) == 256
+
+
+# --- deciding from an item's JSON whether it needs cleaning ---------------------------------
+
+_MEDIA_TEXT = st.builds(lambda data: f"data:image/png;base64,{base64.b64encode(data).decode()}", st.binary(min_size=0, max_size=600))
+_BASE64_TEXT = st.builds(lambda data: base64.b64encode(data).decode(), st.binary(min_size=150, max_size=600))
+_TEXT = st.one_of(st.text(max_size=40), st.text(alphabet='ab "\\é', min_size=200, max_size=900), _MEDIA_TEXT)
+_PARTS = st.one_of(
+    st.builds(lambda url: {"type": "image_url", "image_url": {"url": url}}, _MEDIA_TEXT),
+    st.builds(lambda data: {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}, _BASE64_TEXT),
+    st.builds(lambda data: {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}, _BASE64_TEXT),
+    st.builds(lambda url: {"type": "file", "file": {"file_data": url}}, _MEDIA_TEXT),
+)
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.integers(), _TEXT, _PARTS),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.sampled_from(["messages", "inputs", "parameters", "prompt_text"]), _VALUES), max_chars=st.integers(256, 1200))
+def test_json_without_marks_needs_no_cleaning(value, max_chars) -> None:
+    # The exporter skips cleaning when may_need_cleaning says False: clean must then change nothing.
+    for encode in (_encoding.encode, _encoding.encode_standard):
+        if not may_need_cleaning(encode(value), max_chars):
+            assert clean(value, max_chars) == value
+
+
+def test_media_and_long_text_flagged() -> None:
+    parts = [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+        {"type": "input_audio", "input_audio": {"data": PNG_B64, "format": "wav"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}},
+        {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PNG_B64}"}},
+    ]
+    for part in parts:
+        assert may_need_cleaning(_encoding.encode(make_trace(messages=[{"role": "user", "content": [part]}])), 100_000)
+
+    assert may_need_cleaning(_encoding.encode(make_trace(prompt_text="q" * 2000)), 1000)
+    assert not may_need_cleaning(_encoding.encode(make_trace(prompt_text="q" * 2000)), 100_000)

@@ -168,6 +168,21 @@ def clean(value: Any, max_chars: int) -> Any:
     return value
 
 
+def may_need_cleaning(encoded: bytes, max_chars: int) -> bool:
+    """Tell from an item's JSON whether `clean` might change the item; False means it would not.
+
+    `clean` only changes base64 media and strings longer than `max_chars`. Each kind of
+    media it replaces shows in the JSON as a string that starts with `data:`, an
+    `input_audio` part or a `base64` source. A JSON string is at least as long as the text
+    it encodes, so no string can need cutting in JSON shorter than `max_chars`. Other text
+    that merely contains these marks only costs a needless cleaning.
+    """
+    if len(encoded) > max_chars:
+        return True
+
+    return b'"data:' in encoded or b'"input_audio"' in encoded or b'"base64"' in encoded
+
+
 def copy_containers(value: Any) -> Any:
     """Copy every dict and list in `value` (leaves are shared), so `redact` may mutate freely."""
     if isinstance(value, dict):
