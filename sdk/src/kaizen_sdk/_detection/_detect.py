@@ -111,7 +111,7 @@ def detect_task(messages: list[dict], *, skip_frames: int = 0) -> Detection:
 def _detect(messages: Any, start: FrameType | None) -> Detection:
     frames = user_frames(start)
     try:
-        message_list = list(messages) if isinstance(messages, (list, tuple)) else []
+        message_list = messages if type(messages) is list else list(messages) if isinstance(messages, tuple) else []
 
         # Fast path: the same chain of call sites usually sends the same prompt. A winner
         # cached for it still names the call when its name still refers to the same object
