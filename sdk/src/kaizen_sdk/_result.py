@@ -119,7 +119,7 @@ def attach(result: Any, span: _tracer.Span | None) -> bool:
     try:
         key = id(result)
         ref = weakref.ref(result, lambda dead, key=key: _forget(key, dead))
-        if not _prepare_class(type(result)):
+        if type(result) not in _prepared and not _prepare_class(type(result)):
             return False
         with _lock:
             _entries[key] = (ref, span.trace_id)

@@ -363,7 +363,7 @@ class Span:
         self.total_tokens: int | None = None
         self.error: str | None = None
         self._ended = False
-        self._pending_scores: list[dict[str, Any]] = []
+        self._pending_scores: list[dict[str, Any]] | None = None  # created by the first add_score()
 
     @contextlib.contextmanager
     def activate(self) -> Iterator[Span]:
@@ -436,6 +436,8 @@ class Span:
         with _span_lock:
             if self._ended:
                 return False
+            if self._pending_scores is None:
+                self._pending_scores = []
             self._pending_scores.append(score)
             return True
 
@@ -445,7 +447,7 @@ class Span:
             if self._ended:
                 return
             self._ended = True
-            scores, self._pending_scores = self._pending_scores, []
+            scores, self._pending_scores = self._pending_scores, None
 
         _open_spans.pop(self.trace_id, None)
 
@@ -625,7 +627,7 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
 _no_exporter_warned = False
 
 
-def _enqueue(ended: _EndedSpan, scores: list[dict[str, Any]]) -> None:
+def _enqueue(ended: _EndedSpan, scores: list[dict[str, Any]] | None) -> None:
     global _no_exporter_warned
     _exporter = _modules().exporter
 
@@ -639,8 +641,9 @@ def _enqueue(ended: _EndedSpan, scores: list[dict[str, Any]]) -> None:
     # The real exporter builds the dict on its own thread; any other exporter (a test's
     # collector) gets the wire format it expects.
     exporter.enqueue_trace(ended if isinstance(exporter, _exporter.Exporter) else ended.to_trace())
-    for score in scores:
-        exporter.enqueue_score(score)
+    if scores:
+        for score in scores:
+            exporter.enqueue_score(score)
 
 
 def open_span(trace_id: str) -> Span | None:
