@@ -104,7 +104,10 @@ class Matcher:
         if found is None:
             return None
 
-        values = {key: found.group(group) for group, key in self._groups}
+        # A loop, not a comprehension: in Python 3.11 a comprehension is a function call.
+        values = {}
+        for group, key in self._groups:
+            values[key] = found.group(group)
         if self._strip_key is not None:
             # The greedy last group also took the trailing whitespace that `\s*\Z` would have.
             values[self._strip_key] = values[self._strip_key].rstrip()
