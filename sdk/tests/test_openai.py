@@ -388,6 +388,12 @@ def test_never_parsed_raw_response_traced_when_its_address_is_reused(collector, 
     assert collector.last["response_text"] == expected_reply()
     assert _patch._raw_pending[key][2].trace_id == new.ct_trace_id
 
+    # Put the entry back where `new` finds it, so its trace ends in this test.
+    with _patch._raw_lock:
+        _patch._raw_pending[id(new)] = _patch._raw_pending.pop(key)
+    new.parse()
+    assert [trace["id"] for trace in collector.traces] == [old_trace_id, new.ct_trace_id]
+
 
 def test_with_streaming_response(collector, client):
     with client.chat.completions.with_streaming_response.create(
