@@ -140,7 +140,7 @@ class FakeDetection:
         self.template = None
 
 
-def _detect_calling_test(messages):
+def _detect_calling_test(messages, caller=None):
     """Name the task after the innermost test function on the stack, as detection would."""
     frame = sys._getframe(1)
     while frame is not None:

@@ -52,7 +52,7 @@ def collector(monkeypatch):
 @pytest.fixture
 def detection(monkeypatch):
     holder = {"value": FakeDetection()}
-    monkeypatch.setattr(_tracer, "_detect", lambda messages: holder["value"])
+    monkeypatch.setattr(_tracer, "_detect", lambda messages, caller=None: holder["value"])
     return holder
 
 
@@ -146,7 +146,7 @@ def test_sample_rate_zero_traces_nothing(collector, detection):
 
 
 def test_detection_failure_names_unnamed(collector, monkeypatch, caplog):
-    def broken(messages):
+    def broken(messages, caller=None):
         raise RuntimeError("frames unavailable")
 
     monkeypatch.setattr(_tracer, "_detect", broken)

@@ -40,6 +40,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from types import FrameType
 from typing import Any
 
 __all__ = [
@@ -697,8 +698,11 @@ def _apply_task_map(detection: Any, options: InstrumentOptions) -> str | None:
     return _modules().detection.apply_task_map(detection, options.task_map, options.ignore_unmapped)
 
 
-def _detect(messages: list[dict[str, Any]]) -> Any:
-    return _modules().detection.detect_task(messages)
+def _detect(messages: list[dict[str, Any]], caller: FrameType | None) -> Any:
+    if caller is None:
+        # The walk then starts here and skips the SDK's own frames on its way out.
+        return _modules().detection.detect_task(messages)
+    return _modules().detection.detect_task(messages, caller=caller)
 
 
 def start_span(
@@ -710,6 +714,7 @@ def start_span(
     prompt_text: str | None = None,
     options: InstrumentOptions,
     detection: Any = None,
+    caller: FrameType | None = None,
 ) -> Span | None:
     """Start a span for one call, or return None when this call is not traced.
 
@@ -737,7 +742,7 @@ def start_span(
                 break
         if detection is None:
             try:
-                detection = _detect(normalized)
+                detection = _detect(normalized, caller)
             except Exception as exc:  # noqa: BLE001 - an unnamed trace beats no trace
                 log_failure("detection", "task detection failed; the trace is named 'unnamed'", exc)
                 detection = None

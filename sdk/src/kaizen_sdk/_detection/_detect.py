@@ -80,16 +80,17 @@ class Detection:
     template: str | None  # template (or fixed prompt) text: identifies the prompt version
 
 
-def detect_task(messages: list[dict], *, skip_frames: int = 0) -> Detection:
+def detect_task(messages: list[dict], *, skip_frames: int = 0, caller: FrameType | None = None) -> Detection:
     """Name the LLM call whose normalized ``messages`` the caller is about to send.
 
     Call it on the thread of the user's call, before any hop to an executor or another
-    asyncio task; ``skip_frames`` drops that many extra innermost frames (library frames are
-    skipped anyway). Never raises.
+    asyncio task. The walk starts at ``caller`` when given (the frame that called the
+    patched function), else at the frame that called this function with ``skip_frames``
+    more innermost frames dropped; library frames are skipped anyway. Never raises.
     """
     override = current_override()
     try:
-        detection = _detect(messages, sys._getframe(1 + skip_frames))
+        detection = _detect(messages, caller if caller is not None else sys._getframe(1 + skip_frames))
     except Exception as exc:  # detection must never break the user's call
         _log_failure(exc)
         detection = Detection(UNNAMED_TASK, RULE_MODULE, None, None, None, None, None)

@@ -16,7 +16,9 @@ clock restarts when the coroutine is first awaited, so latency covers the awaite
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from kaizen_sdk._tracer import InstrumentOptions, Span, _active_span
@@ -30,8 +32,9 @@ class Hooks:
     ``options()`` returns the current options, or None when the integration is
     uninstalled (the wrapper then calls the original untraced). ``prepare(args, kwargs)``
     returns the kwargs to call the original with (it may turn a generator of messages
-    into a list). ``start(args, kwargs, options)`` returns a span or None and never
-    raises. ``finish(span, result)`` records the result, ends or hands over the span and
+    into a list). ``start(args, kwargs, options, caller)`` returns a span or None and never
+    raises; ``caller`` is the frame that called the patched function, where task detection
+    starts its walk. ``finish(span, result)`` records the result, ends or hands over the span and
     returns what the user gets (the result, or a stream proxy); it never raises.
     """
 
@@ -39,7 +42,7 @@ class Hooks:
         self,
         *,
         options: Callable[[], InstrumentOptions | None],
-        start: Callable[[tuple[Any, ...], dict[str, Any], InstrumentOptions], Span | None],
+        start: Callable[[tuple[Any, ...], dict[str, Any], InstrumentOptions, FrameType], Span | None],
         finish: Callable[[Span, Any], Any],
         prepare: Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
@@ -70,7 +73,9 @@ def sync_wrapper(hooks: Hooks) -> Callable[[Callable[..., Any]], Callable[..., A
 
             if hooks.prepare is not None:
                 kwargs = hooks.prepare(args, kwargs)
-            span = hooks.start(args, kwargs, options)
+            # Detection starts at the caller's frame: walking there through this wrapper and
+            # the hooks would create a frame object for each of them.
+            span = hooks.start(args, kwargs, options, sys._getframe(1))
             if span is None:
                 return original(*args, **kwargs)
 
@@ -117,7 +122,9 @@ def async_wrapper(hooks: Hooks) -> Callable[[Callable[..., Any]], Callable[..., 
 
             if hooks.prepare is not None:
                 kwargs = hooks.prepare(args, kwargs)
-            span = hooks.start(args, kwargs, options)
+            # Detection starts at the caller's frame: walking there through this wrapper and
+            # the hooks would create a frame object for each of them.
+            span = hooks.start(args, kwargs, options, sys._getframe(1))
             if span is None:
                 return original(*args, **kwargs)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from types import FrameType
 from typing import Any
 
 from kaizen_sdk import _result
@@ -50,13 +51,13 @@ def _prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _start(args: tuple[Any, ...], kwargs: dict[str, Any], options: InstrumentOptions) -> Span | None:
+def _start(args: tuple[Any, ...], kwargs: dict[str, Any], options: InstrumentOptions, caller: FrameType) -> Span | None:
     try:
         messages, model, parameters = request_of(args, kwargs)
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
         log_failure("litellm.request", "could not read the litellm request", exc)
         return None
-    return start_span(LIBRARY, messages, model=model, parameters=parameters, options=options)
+    return start_span(LIBRARY, messages, model=model, parameters=parameters, options=options, caller=caller)
 
 
 _hooks: Hooks

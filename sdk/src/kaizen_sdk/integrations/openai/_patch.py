@@ -23,6 +23,7 @@ import json
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import FrameType
 from typing import Any
 
 from kaizen_sdk import _result
@@ -74,17 +75,17 @@ def _prepare_hook(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, An
     return _materialize(kwargs)
 
 
-def _start_hook(api: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], options: InstrumentOptions) -> Span | None:
-    return _start(api, kwargs, options)
+def _start_hook(api: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], options: InstrumentOptions, caller: FrameType) -> Span | None:
+    return _start(api, kwargs, options, caller)
 
 
-def _start(api: str, kwargs: Mapping[str, Any], options: InstrumentOptions) -> Span | None:
+def _start(api: str, kwargs: Mapping[str, Any], options: InstrumentOptions, caller: FrameType | None = None) -> Span | None:
     try:
         messages, model, parameters = request_of(api, kwargs)
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
         log_failure("openai.request", "could not read the openai request", exc)
         return None
-    return start_span(LIBRARY, messages, model=model, parameters=parameters, options=options)
+    return start_span(LIBRARY, messages, model=model, parameters=parameters, options=options, caller=caller)
 
 
 # --- finishing ----------------------------------------------------------------------------
