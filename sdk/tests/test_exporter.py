@@ -759,6 +759,26 @@ def test_items_encoded_ahead_of_batch(endpoint, exporters) -> None:
     assert endpoint.trace_ids == [trace["id"] for trace in traces]
 
 
+def test_encoded_ahead_items_keep_flush_deadline(endpoint, exporters) -> None:
+    # Traces encoded ahead wait in the carry. A trace queued after them must not restart
+    # their flush_interval: the batch is due one interval after the first trace arrived.
+    exporter = exporters(endpoint, flush_interval=1.0, max_batch_size=500)
+    first = [make_trace() for _ in range(_exporter.PREPARE_AHEAD_ITEMS)]
+    started = time.monotonic()
+    for trace in first:
+        exporter.enqueue_trace(trace)
+    assert wait_until(lambda: len(exporter._carry) == len(first))
+
+    time.sleep(max(0.0, started + 0.7 - time.monotonic()))
+    late = make_trace()
+    exporter.enqueue_trace(late)
+
+    assert wait_until(lambda: endpoint.bodies, timeout=5)
+    sent_after = endpoint.attempt_times[0] - started
+    assert sent_after < 1.45, f"first batch sent {sent_after:.2f} s after the first trace; flush_interval is 1.0 s"
+    assert endpoint.trace_ids == [trace["id"] for trace in first] + [late["id"]]
+
+
 def test_redact_drop_ahead_keeps_order(endpoint, exporters) -> None:
     def drop_odd(trace: dict) -> dict | None:
         return None if trace["task"] == "odd" else trace

@@ -39,7 +39,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -191,7 +191,10 @@ class Exporter:
         self._inflight: _Batch | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # Monotonic time at which the oldest waiting item (in the queue, in the carry or being
+        # encoded ahead) was queued. A batch is due flush_interval after it.
         self._oldest_at = 0.0
+        self._preparing_ahead = False
         # flush() bookkeeping: items are settled in queue order, so "settled >= n" means the
         # first n enqueued items are done (sent, spooled or dropped).
         self._enqueued = 0
@@ -244,7 +247,9 @@ class Exporter:
                     if self._thread is None:
                         self._start_thread_locked()
                     queued = len(self._queue)
-                    if queued == 1:
+                    if queued == 1 and not self._carry and not self._preparing_ahead:
+                        # Nothing else waits: this item starts the flush clock, and the thread,
+                        # which may be waiting without a timeout, has to learn of it.
                         self._oldest_at = time.monotonic()
                         self._condition.notify()
                     elif queued % PREPARE_AHEAD_ITEMS == 0 or queued + len(self._carry) >= self.settings.max_batch_size:
@@ -439,6 +444,7 @@ class Exporter:
         # The items taken for the batch are lost, but the thread lives on and flush() waiters
         # are released instead of waiting for items that will never be settled.
         logger.exception("taking a batch from the queue failed unexpectedly; dropped it")
+        self._preparing_ahead = False
         placeholder = self._inflight
         if placeholder is not None:
             self._count_dropped(placeholder.taken)
@@ -478,6 +484,7 @@ class Exporter:
                     ahead = list(self._queue)
                     self._queue.clear()
                     self._inflight = _Batch(skipped=len(ahead))  # counts as queued while cleaning
+                    self._preparing_ahead = True
                 else:
                     carried = list(self._carry)
                     self._carry.clear()
@@ -491,6 +498,7 @@ class Exporter:
                 with self._lock:
                     self._carry.extend(prepared_ahead)
                     self._inflight = None
+                    self._preparing_ahead = False
                 continue
 
             return self._fill_batch(carried + [self._prepare(kind, payload) for kind, payload in raw])
@@ -574,10 +582,10 @@ class Exporter:
             self._counts["dropped"] += 1
         return None
 
-    def _encode_clean(self, payload: dict, prepare: Any) -> bytes:
-        """Encode an item that no redact callable reads; clean it first only when its JSON says so.
+    def _encode_clean(self, payload: dict, prepare: Callable[..., dict]) -> bytes:
+        """Encode an item that no redact callable reads, cleaning it first only when its JSON shows a need.
 
-        Nearly every item holds no media and no string near the size cap, and checking its
+        Nearly every item contains no media and no string near the size cap, and checking its
         JSON for them costs a small part of cleaning it.
         """
         max_chars = self.settings.max_field_chars
