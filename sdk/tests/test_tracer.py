@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -269,3 +270,14 @@ def test_audio_and_file_replaced(collector, detection):
     assert parts[1]["media_type"] == "application/pdf"
     assert parts[1]["bytes"] == 3004
     assert parts[2] == parts[1]
+
+
+def test_trace_ids_are_version_4_uuids():
+    ids = [_tracer.new_trace_id() for _ in range(2000)]
+
+    assert len(set(ids)) == len(ids)
+    for trace_id in ids:
+        parsed = uuid.UUID(trace_id)
+        assert str(parsed) == trace_id
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122

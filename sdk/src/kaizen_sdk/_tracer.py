@@ -281,12 +281,12 @@ def drain_deferred(timeout: float | None = 5.0) -> bool:
 # (a stream still being read) waits for it. Removed in Span.end(). The values are weak
 # references, so a span that can no longer end (its coroutine was never awaited) does not
 # stay alive here. A plain dict of references costs a tenth of a WeakValueDictionary per
-# call; the few dead entries that such spans leave are swept once the dict doubles in size.
+# call. The few dead entries that such spans leave are swept once the dict doubles in size.
 # Single dict operations need no lock.
 _open_spans: dict[str, weakref.ref[Span]] = {}
 _open_sweep_at = 1024
 # Taken by every span's end() and add_score(). Reentrant because the garbage collector may
-# end an abandoned stream's span on a thread that already holds it.
+# end an abandoned stream's span on a thread that has already acquired it.
 _span_lock = threading.RLock()
 
 
@@ -409,8 +409,8 @@ class Span:
         self.response_text = response_text
         if model:
             self.response_model = model
-        # Token counts are ints; anything else (a bool, a float, a mock) is unknown. Checked
-        # inline: three calls of a helper cost more than the checks.
+        # Token counts are ints, and anything else (a bool, a float, a mock) is unknown. The
+        # checks are inline because three calls of a helper cost more than the checks.
         prompt_tokens = prompt_tokens if type(prompt_tokens) is int else _count(prompt_tokens)
         completion_tokens = completion_tokens if type(completion_tokens) is int else _count(completion_tokens)
         total_tokens = total_tokens if type(total_tokens) is int else _count(total_tokens)
@@ -453,7 +453,8 @@ class Span:
         _open_spans.pop(self.trace_id, None)
 
         try:
-            self._stop_clock()
+            if self._latency_ms is None:  # _stop_clock() inline, because this runs on every call
+                self._latency_ms = (time.perf_counter() - self._start) * 1000.0
             _enqueue(_EndedSpan(self, incomplete), scores)
         except Exception as exc:  # noqa: BLE001 - never raise into the user's call
             log_failure("span.end", f"could not queue trace {self.trace_id}", exc)
@@ -589,6 +590,9 @@ _UUID_VERSION_MASK = 0xF000 << 64
 _UUID_VERSION_4 = 0x4000 << 64
 _UUID_VARIANT_MASK = 0xC000 << 48
 _UUID_VARIANT_RFC_4122 = 0x8000 << 48
+# The version and variant bits cleared, then set, in one step each.
+_UUID_KEPT_BITS = ~(_UUID_VERSION_MASK | _UUID_VARIANT_MASK)
+_UUID_FIXED_BITS = _UUID_VERSION_4 | _UUID_VARIANT_RFC_4122
 
 
 def new_trace_id() -> str:
@@ -599,9 +603,7 @@ def new_trace_id() -> str:
     process the caller then waits for the exporter's thread to hand it back. A trace id is
     an idempotency key, not a secret, so it needs uniqueness, not unpredictability.
     """
-    bits = _getrandbits(128)
-    bits = (bits & ~_UUID_VERSION_MASK) | _UUID_VERSION_4
-    bits = (bits & ~_UUID_VARIANT_MASK) | _UUID_VARIANT_RFC_4122
+    bits = (_getrandbits(128) & _UUID_KEPT_BITS) | _UUID_FIXED_BITS
     text = f"{bits:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
@@ -730,7 +732,8 @@ def start_span(
     try:
         if _active_span.get() is not None:
             return None
-        ensure_background_thread()
+        if _reaper is None:  # the common case skips the call
+            ensure_background_thread()
         if options.sample_rate < 1.0 and random.random() >= options.sample_rate:
             return None
 
@@ -747,9 +750,12 @@ def start_span(
                 log_failure("detection", "task detection failed; the trace is named 'unnamed'", exc)
                 detection = None
 
-        task = _apply_task_map(detection, options)
-        if task is None:
-            return None
+        if detection is not None and not options.task_map and not options.ignore_unmapped:
+            task = detection.task  # what _apply_task_map() returns when there is no map
+        else:
+            task = _apply_task_map(detection, options)
+            if task is None:
+                return None
 
         span = Span(
             library=library,

@@ -56,7 +56,7 @@ def _current_options() -> InstrumentOptions | None:
 # --- starting -----------------------------------------------------------------------------
 
 
-def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _materialize(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """Turn one-shot iterables (generators) of messages or input items into lists.
 
     Reading a generator to build the trace would leave nothing for the request, so the
@@ -71,15 +71,7 @@ def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _prepare_hook(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    return _materialize(kwargs)
-
-
-def _start_hook(api: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], options: InstrumentOptions, caller: FrameType) -> Span | None:
-    return _start(api, kwargs, options, caller)
-
-
-def _start(api: str, kwargs: Mapping[str, Any], options: InstrumentOptions, caller: FrameType | None = None) -> Span | None:
+def _start(api: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], options: InstrumentOptions, caller: FrameType) -> Span | None:
     try:
         messages, model, parameters = request_of(api, kwargs)
     except Exception as exc:  # noqa: BLE001 - never raise into the user's call
@@ -175,8 +167,8 @@ def call_wrapper(api: str, is_async: bool) -> Callable[[Callable[..., Any]], Cal
     # functools.partial adds no Python frame per call, unlike a lambda.
     hooks = Hooks(
         options=_current_options,
-        prepare=_prepare_hook,
-        start=functools.partial(_start_hook, api),
+        prepare=_materialize,
+        start=functools.partial(_start, api),
         finish=functools.partial(finish, api),
     )
     return async_wrapper(hooks) if is_async else sync_wrapper(hooks)
