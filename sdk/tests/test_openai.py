@@ -362,7 +362,7 @@ def test_with_raw_response_never_parsed(collector, client):
     assert collector.last["response_text"] == expected_reply()
 
 
-def test_never_parsed_raw_response_traced_when_its_address_is_reused(collector, client):
+def test_raw_response_address_reuse(collector, client):
     # A dead raw response's finalizer only defers its work. Before that work runs, a new raw
     # response can be allocated at the same address and register under the same id: the
     # old span must still end, with its own response, and the new one must stay pending.

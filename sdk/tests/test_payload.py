@@ -231,7 +231,7 @@ _VALUES = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(value=st.dictionaries(st.sampled_from(["messages", "inputs", "parameters", "prompt_text"]), _VALUES), max_chars=st.integers(256, 1200))
 def test_json_without_marks_needs_no_cleaning(value, max_chars) -> None:
-    # The exporter skips cleaning when may_need_cleaning says False: clean must then change nothing.
+    # The exporter skips cleaning when may_need_cleaning returns False: clean must then change nothing.
     for encode in (_encoding.encode, _encoding.encode_standard):
         if not may_need_cleaning(encode(value), max_chars):
             assert clean(value, max_chars) == value

@@ -45,7 +45,7 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 
 def encode(payload: dict) -> bytes:
-    """Return ``payload`` as compact JSON bytes; raise RecursionError for a circular reference."""
+    """Return ``payload`` as compact JSON bytes. Raises RecursionError for a circular reference."""
     if orjson is not None:
         try:
             return orjson.dumps(payload, default=str, option=_ORJSON_OPTIONS)
@@ -56,7 +56,7 @@ def encode(payload: dict) -> bytes:
 
 
 def encode_standard(payload: dict) -> bytes:
-    """Encode with the standard library alone; what ``encode`` does when orjson is missing."""
+    """Encode with the standard library alone, as ``encode`` does when orjson is missing."""
     try:
         return _STANDARD.encode(payload).encode("ascii")
     except (ValueError, TypeError):

@@ -85,8 +85,9 @@ def detect_task(messages: list[dict], *, skip_frames: int = 0, caller: FrameType
 
     Call it on the thread of the user's call, before any hop to an executor or another
     asyncio task. The walk starts at ``caller`` when given (the frame that called the
-    patched function), else at the frame that called this function with ``skip_frames``
-    more innermost frames dropped; library frames are skipped anyway. Never raises.
+    patched function), else at the frame that called this function, with ``skip_frames``
+    more innermost frames dropped. Library frames are skipped anyway. Never raises: a
+    failure is logged and gives the "unnamed" fallback.
     """
     override = current_override()
     try:
@@ -112,7 +113,12 @@ def detect_task(messages: list[dict], *, skip_frames: int = 0, caller: FrameType
 def _detect(messages: Any, start: FrameType | None) -> Detection:
     frames = user_frames(start)
     try:
-        message_list = messages if type(messages) is list else list(messages) if isinstance(messages, tuple) else []
+        if type(messages) is list:
+            message_list = messages
+        elif isinstance(messages, tuple):
+            message_list = list(messages)
+        else:
+            message_list = []
 
         # Fast path: the same chain of call sites usually sends the same prompt. A winner
         # cached for it still names the call when its name still refers to the same object
