@@ -6,7 +6,7 @@ additive upsert runs, on both databases.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from kaizen_server.store.rollups import LEVELS, deltas_for_traces
 from kaizen_server.store.schema import traces
@@ -60,3 +60,19 @@ def test_rollups_match_recomputed_sums(api, store):
             assert abs(row["latency_sum"] - totals["latency_sum"]) < 1e-6, (rollups.name, key)
             bins = {bin_key[-1]: bin_row["count"] for bin_key, bin_row in stored_bins.items() if bin_key[:4] == (project_id, *key)}
             assert bins == totals["bins"], (histograms.name, key)
+
+
+def test_histogram_buckets_are_stored_like_rollup_buckets(api, store):
+    # On SQLite, bucket_start is stored as text and window queries compare that text. A
+    # histogram row in another text form than its rollup row would fall out of the window.
+    api.ingest([make_trace(task="T", started_at="2026-03-01T10:15:00Z", latency_ms=12.0)], [])
+    project_id = store.find_key(api.key).project_id
+
+    with store.engine.connect() as connection:
+        for rollups, histograms, _ in LEVELS:
+            stored = {
+                name: set(connection.execute(text(f"SELECT DISTINCT bucket_start FROM {name} WHERE project_id = :p"), {"p": project_id}).scalars())
+                for name in (rollups.name, histograms.name)
+            }
+            assert len(stored[rollups.name]) == 1
+            assert stored[histograms.name] == stored[rollups.name]
