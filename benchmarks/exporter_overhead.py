@@ -263,6 +263,27 @@ def run_round(variants: list[str], sink: str, calls: int) -> list[dict]:
     return results
 
 
+def round_ratios(rounds: list[list[dict]], variant: str, peer: str) -> list[float]:
+    """Return, for each round, the added wall median of ``variant`` over that of ``peer``.
+
+    A round runs every variant once, one after another, so the three processes that one ratio
+    compares (bare, the variant, the peer) ran close together in time. The spread of these
+    ratios shows how much of a difference between runs is noise.
+    """
+    ratios = []
+    for round_results in rounds:
+        by_name = {result["variant"]: result for result in round_results}
+        if not {"bare", variant, peer} <= by_name.keys():
+            continue
+
+        bare = by_name["bare"]["median_us"]
+        peer_added = by_name[peer]["median_us"] - bare
+        if peer_added > 0:
+            ratios.append((by_name[variant]["median_us"] - bare) / peer_added)
+
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="timed calls per variant and round")
@@ -337,6 +358,12 @@ def main() -> None:
             best = min(peers, key=lambda name: peers[name][metric])
             ratio = kaizen[metric] / peers[best][metric]
             print(f"goal ({variant} added <= 0.25 x best peer), {label}: best peer {best}, ratio {ratio:.2f}, {'met' if ratio <= 0.25 else 'NOT met'}")
+        best_wall = min(peers, key=lambda name: peers[name]["added_us"])
+        per_round = round_ratios(rounds, variant, best_wall)
+        if per_round:
+            ratios_text = ", ".join(f"{ratio:.2f}" for ratio in per_round)
+            met = sum(1 for ratio in per_round if ratio <= 0.25)
+            print(f"wall-median ratio to {best_wall} in each round: {ratios_text} (goal met in {met} of {len(per_round)})")
         print(f"{variant} exporter stats in the last round: {kaizen['stats']}")
 
 
