@@ -237,6 +237,13 @@ def test_wrong_types_rejected(api, field, value):
     assert f"field '{field}" in item["error"]
 
 
+def test_bad_timestamp_error_names_format(api):
+    item = api.ingest([make_trace(started_at="yesterday")])["items"][0]
+    assert item["status"] == "rejected"
+    assert "field 'started_at' = 'yesterday'" in item["error"]
+    assert "ISO 8601" in item["error"]
+
+
 def test_missing_required_fields_rejected(api):
     item = api.ingest([{"id": str(uuid.uuid4())}])["items"][0]
     assert item["status"] == "rejected"

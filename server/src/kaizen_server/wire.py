@@ -31,6 +31,7 @@ MAX_TIMESTAMP = datetime(2200, 1, 1)
 MAX_TASK_CHARS = 1000
 MAX_SHORT_TEXT_CHARS = 200
 MAX_JSON_DEPTH = 64
+TIMESTAMP_EXAMPLE = "2026-03-01T12:34:56.789Z"
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CANONICAL_UUID = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -249,6 +250,9 @@ def describe_validation_error(exc: ValidationError) -> str:
         shown = repr(error.get("input"))
         if len(shown) > 80:
             shown = shown[:77] + "..."
+        if error["type"].startswith(("datetime", "date_")):
+            # pydantic's message describes what is wrong with the text, not the form it expects.
+            message = f"{message}; send an ISO 8601 timestamp such as {TIMESTAMP_EXAMPLE}"
         parts.append(f"field '{location}' = {shown}: {message}")
 
     return "; ".join(parts)
