@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kaizen_sdk._detection import Detection, apply_task_map, detect_task, task
+from kaizen_sdk._detection import Detection, _detect, _frames, apply_task_map, detect_task, register_library_package, task
 
 _SHAPES_PATH = Path(__file__).with_name("test_detection_shapes.py")
 _spec = importlib.util.spec_from_file_location("kaizen_detection_shapes", _SHAPES_PATH)
@@ -1008,3 +1008,131 @@ def test_cached_template_rechecked_like_full_search(sandbox) -> None:
     assert (again.rule, again.inputs) == ("template", {"name": "Bob"})
     assert unrelated.task == "greet"
     assert unrelated.rule == "function"
+
+
+def test_outer_global_beats_cached_inner_local(sandbox) -> None:
+    # The inner frame's local template wins when no outer frame has a better candidate. The
+    # same call site reached through a caller whose module has a global template must then
+    # give that global, so the local's win must not be cached for the call site alone.
+    module = load(
+        sandbox,
+        '''
+        import fakellm
+
+        def translate(text):
+            local_prompt = "Translate the following text into French, keeping names: {text}"
+            return fakellm.complete(messages=[{"role": "user", "content": local_prompt.format(text=text)}])
+
+        def plain_caller(text):
+            return translate(text)
+        ''',
+        outer='''
+        FRENCH_PROMPT = "Translate the following text into French, keeping names: {text}"
+
+        def caller_with_global(translate, text):
+            return translate(text)
+        ''',
+    )
+    # Only the function is kept: a local bound to the module would make FRENCH_PROMPT a
+    # candidate in this test's own frame.
+    caller_with_global = importlib.import_module("outer").caller_with_global
+
+    first = module.plain_caller("Hello Ann")
+    second = caller_with_global(module.translate, "Hello Bob")
+    third = module.plain_caller("Hello Cy")
+
+    assert (first.task, first.inputs) == ("local_prompt", {"text": "Hello Ann"})
+    assert (second.task, second.inputs) == ("FRENCH_PROMPT", {"text": "Hello Bob"})
+    assert (third.task, third.inputs) == ("local_prompt", {"text": "Hello Cy"})
+
+
+def test_inner_global_wins_for_every_caller(sandbox) -> None:
+    module = load(
+        sandbox,
+        '''
+        import helpers
+
+        def from_orders(question):
+            return helpers.ask(question)
+
+        def from_billing(question):
+            # A local template in an outer frame: the global in the inner frame outranks it.
+            template = "Answer the customer's question politely and briefly: {question}"
+            return helpers.ask(question)
+        ''',
+        helpers='''
+        import fakellm
+
+        ASK_PROMPT = "Answer the customer's question politely and briefly: {question}"
+
+        def ask(question):
+            return fakellm.complete(messages=[{"role": "user", "content": ASK_PROMPT.format(question=question)}])
+        ''',
+    )
+
+    detections = [
+        module.from_orders("Where is my order?"),
+        module.from_billing("Why two invoices?"),
+        module.from_orders("Can I return it?"),
+    ]
+
+    assert [detection.task for detection in detections] == ["ASK_PROMPT"] * 3
+    assert [detection.inputs["question"] for detection in detections] == ["Where is my order?", "Why two invoices?", "Can I return it?"]
+    assert [Path(detection.file).name for detection in detections] == ["helpers.py"] * 3
+
+
+def test_call_site_cache_follows_new_library_package(sandbox) -> None:
+    module = load(
+        sandbox,
+        '''
+        import kz_support_helpers
+
+        def run(question):
+            return kz_support_helpers.ask(question)
+        ''',
+        kz_support_helpers='''
+        import fakellm
+
+        ASK_PROMPT = "Answer the customer's question politely and briefly: {question}"
+
+        def ask(question):
+            return fakellm.complete(messages=[{"role": "user", "content": ASK_PROMPT.format(question=question)}])
+        ''',
+    )
+    before = [module.run("Where is my order?") for _ in range(2)]
+
+    register_library_package("kz_support_helpers")
+    try:
+        after = module.run("Where is my order?")
+    finally:
+        _frames._LIBRARY_PACKAGES.discard("kz_support_helpers")
+        _frames._code_verdicts.clear()
+        _frames._module_verdicts.clear()
+
+    assert [detection.task for detection in before] == ["ASK_PROMPT", "ASK_PROMPT"]
+    assert before[1].file.endswith("kz_support_helpers.py")
+    assert after.file.endswith("main.py")
+
+
+def test_rebound_template_replaces_cached_winner(sandbox) -> None:
+    module = load(
+        sandbox,
+        '''
+        import fakellm
+
+        SUMMARY_PROMPT = "Summarize this note in one line for the team: {note}"
+
+        def summarize(note):
+            return fakellm.complete(messages=[{"role": "user", "content": SUMMARY_PROMPT.format(note=note)}])
+        ''',
+    )
+    tasks = []
+    for version in range(3):
+        module.SUMMARY_PROMPT = f"Summarize this note in one line for team {version}: {{note}}"
+        tasks += [module.summarize("Deploy at noon").task for _ in range(2)]
+
+    cached = [entry[1] for entry in _detect._innermost_winners.values() if entry[0] is module.summarize.__code__]
+
+    assert tasks == ["SUMMARY_PROMPT"] * 6
+    assert [len(winners) for winners in cached] == [1]
+    assert cached[0][0].candidate.value == module.SUMMARY_PROMPT

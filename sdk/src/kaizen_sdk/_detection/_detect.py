@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from types import CodeType, FrameType
 from typing import Any
 
-from kaizen_sdk._detection._candidates import Candidate, collect_candidates, resolve
-from kaizen_sdk._detection._frames import user_frames
+from kaizen_sdk._detection._candidates import SCOPE_ATTRIBUTE, Candidate, collect_candidates, resolve
+from kaizen_sdk._detection._frames import innermost_user_frame, user_frames
 from kaizen_sdk._detection._naming import (
     KIND_TEMPLATE,
     UNDECIDED,
@@ -51,6 +51,12 @@ _failure_count = 0
 _MAX_CACHED_SITES = 4096
 _MAX_WINNERS_PER_SITE = 4
 _site_winners: dict[tuple[int, ...], tuple[tuple[CodeType, ...], list[_Winner]]] = {}
+# Winners that no frame further out can beat, cached per innermost call site alone: (id of the
+# code object, instruction offset) -> (the code object, winners). Such a winner is a string
+# template bound to a global or attribute name in the innermost user frame. Rule 4 ranks the
+# kind first, then the scope, then the frame, so a candidate in an outer frame always ranks
+# below it. Checking it needs neither the walk to the outer frames nor the chain's key.
+_innermost_winners: dict[tuple[int, int], tuple[CodeType, list[_Winner]]] = {}
 
 
 class _Winner:
@@ -111,6 +117,11 @@ def detect_task(messages: list[dict], *, skip_frames: int = 0, caller: FrameType
 
 
 def _detect(messages: Any, start: FrameType | None) -> Detection:
+    if _innermost_winners and type(messages) is list:
+        detection = _innermost_detection(messages, innermost_user_frame(start))
+        if detection is not None:
+            return detection
+
     frames = user_frames(start)
     try:
         if type(messages) is list:
@@ -165,6 +176,34 @@ def _detect(messages: Any, start: FrameType | None) -> Detection:
         del frames
 
 
+def _innermost_detection(messages: list, start: FrameType | None) -> Detection | None:
+    """Return the detection of a winner cached for the call site of ``start``, or None to search.
+
+    ``start`` is the innermost user frame. Winners cached for its call site are checked like
+    the chain's winners are: same object behind the name, and the last user message matches.
+    """
+    if start is None:
+        return None
+
+    code = start.f_code
+    entry = _innermost_winners.get((id(code), start.f_lasti))
+    if entry is None:
+        return None
+
+    for winner in entry[1]:
+        candidate = winner.candidate
+        value = resolve(candidate.locator, (start,))
+        if value is not candidate.value and not (type(value) is str and value == candidate.value):
+            continue
+
+        inputs = rematch_inputs(candidate, winner.matcher, messages)
+        if inputs is None or inputs is UNDECIDED:
+            continue
+        return Detection(candidate.name, RULE_TEMPLATE, candidate.path, code.co_filename, start.f_lineno, inputs, candidate.text)
+
+    return None
+
+
 def _from_choice(choice: Choice, frames: list[FrameType]) -> Detection:
     candidate = choice.candidate
     frame = frames[candidate.report_index]
@@ -193,16 +232,55 @@ def _remember(site: tuple[int, ...], frames: list[FrameType], candidate: Candida
     # NOTE: the fast path does not look for a better candidate that appeared after the
     # winner was cached, such as a global bound while the app runs. Such a change shows up
     # once the cached winner stops matching.
+    winner = _Winner(candidate)
     entry = _site_winners.get(site)
     if entry is None:
         if len(_site_winners) >= _MAX_CACHED_SITES:
             _site_winners.clear()
-        _site_winners[site] = (tuple([frame.f_code for frame in frames]), [_Winner(candidate)])
+        _site_winners[site] = (tuple([frame.f_code for frame in frames]), [winner])
+    else:
+        _add_winner(entry[1], winner)
+
+    innermost = frames[0]
+    if not _beats_outer_frames(winner) or innermost_user_frame(innermost) is not innermost:
+        # In an application installed into site-packages, frames[0] is not a user frame by
+        # the path test, and _detect would never look its call site up.
         return
-    winners = entry[1]
+
+    key = (id(innermost.f_code), innermost.f_lasti)
+    entry = _innermost_winners.get(key)
+    if entry is None:
+        if len(_innermost_winners) >= _MAX_CACHED_SITES:
+            _innermost_winners.clear()
+        _innermost_winners[key] = (innermost.f_code, [winner])
+        return
+
+    # A name bound to a new template replaces its old winner, which can no longer match.
+    winners = [known for known in entry[1] if known.candidate.locator != candidate.locator]
+    _add_winner(winners, winner)
+    _innermost_winners[key] = (innermost.f_code, winners)
+
+
+def _add_winner(winners: list[_Winner], winner: _Winner) -> None:
     if len(winners) >= _MAX_WINNERS_PER_SITE:
         winners.pop(0)
-    winners.append(_Winner(candidate))
+    winners.append(winner)
+
+
+def _beats_outer_frames(winner: _Winner) -> bool:
+    """Tell whether no candidate in a frame outside the innermost one can outrank ``winner``.
+
+    That holds for a string template named by a global or an attribute (the best kind and
+    scope) and found in the innermost frame, whose name is read there too.
+    """
+    candidate = winner.candidate
+    return (
+        winner.matcher is not None
+        and candidate.scope == SCOPE_ATTRIBUTE
+        and candidate.frame_index == 0
+        and candidate.report_index == 0
+        and candidate.locator[1] == 0
+    )
 
 
 def _log_failure(exc: BaseException) -> None:

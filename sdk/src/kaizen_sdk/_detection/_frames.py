@@ -161,6 +161,30 @@ def is_user_class(cls: type) -> bool:
     return is_user_module(module)
 
 
+def innermost_user_frame(start: FrameType | None) -> FrameType | None:
+    """Return the first frame from ``start`` outward that is the user's, or None.
+
+    It is the first frame that ``user_frames`` returns, found without walking further out.
+    """
+    verdicts = _code_verdicts
+    frame = start
+    walked = 0
+    while frame is not None and walked < MAX_WALKED_FRAMES:
+        code = frame.f_code
+        entry = verdicts.get(id(code))
+        if entry is not None:
+            verdict = entry[1]
+        else:
+            verdict = is_user_code(code, frame.f_globals.get("__name__"))
+        if verdict:
+            return frame
+
+        frame = frame.f_back
+        walked += 1
+
+    return None
+
+
 def user_frames(start: FrameType | None) -> list[FrameType]:
     """Return the user's frames from ``start`` outward, innermost first, bounded in number."""
     frames: list[FrameType] = []
