@@ -133,3 +133,58 @@ def test_responses_stream_partial_text():
     assert span.response_text == "Hello"
     assert span.response_model == "gpt-4o"
     assert span.total_tokens is None
+
+
+def test_model_and_dict_choices_read_alike():
+    response = ChatCompletion.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+                    },
+                },
+                {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "No.", "refusal": "not allowed"}},
+            ],
+        }
+    )
+    from_model, from_dict = make_span(), make_span()
+
+    record_chat_response(from_model, response)
+    record_chat_response(from_dict, response.model_dump(exclude_none=True))
+
+    assert from_model.response == from_dict.response
+    assert from_model.response["choices"][0]["tool_calls"][0]["function"]["name"] == "lookup"
+    assert from_model.response["choices"][1]["refusal"] == "not allowed"
+
+
+def test_choice_missing_attribute_read_by_field():
+    class Message:
+        role = "assistant"
+        content = "Plain object without tool_calls or refusal."
+
+    class Choice:
+        index = 0
+        finish_reason = "stop"
+        message = Message()
+
+    class Response:
+        model = "custom-model"
+        choices = [Choice()]
+        usage = None
+
+    span = make_span()
+    record_chat_response(span, Response())
+
+    assert span.response_text == "Plain object without tool_calls or refusal."
+    assert span.response["choices"] == [
+        {"index": 0, "role": "assistant", "content": "Plain object without tool_calls or refusal.", "finish_reason": "stop"}
+    ]

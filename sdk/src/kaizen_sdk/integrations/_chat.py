@@ -95,10 +95,13 @@ def _mapping_get(value: Mapping[str, Any], name: str, default: Any) -> Any:
 
 def chat_messages(messages: Any) -> list[dict[str, Any]]:
     """Return the request's messages as plain dicts in the chat shape."""
-    if messages is None or not is_given(messages):
-        return []
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
-        return [{"role": "user", "content": to_plain(messages)}]
+    # A list, the common case, skips the checks below: the abstract Iterable check alone
+    # took about 0.7 µs per call in a profile.
+    if type(messages) is not list:
+        if messages is None or not is_given(messages):
+            return []
+        if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
+            return [{"role": "user", "content": to_plain(messages)}]
 
     plain = []
     for message in messages:
@@ -176,6 +179,41 @@ def _choice_message(choice: Any) -> dict[str, Any]:
     return entry
 
 
+def _model_choice_message(choice: Any) -> dict[str, Any]:
+    """Return what ``_choice_message`` returns, for a choice that is a model object.
+
+    Reads the attributes directly instead of through a reader call per field. Raises
+    AttributeError for an object that lacks one, and the caller then takes the general reader.
+    """
+    message = choice.message
+    content = message.content
+    entry: dict[str, Any] = {
+        "index": choice.index,
+        "role": message.role or "assistant",
+        "content": content if content is None or type(content) is str else to_plain(content),
+        "finish_reason": choice.finish_reason,
+    }
+    tool_calls = message.tool_calls
+    if tool_calls:
+        entry["tool_calls"] = [to_plain(call) for call in tool_calls]
+    function_call = message.function_call
+    if function_call:
+        entry["function_call"] = to_plain(function_call)
+    refusal = message.refusal
+    if refusal:
+        entry["refusal"] = refusal
+    return entry
+
+
+def _choice_messages(choices: Any) -> list[dict[str, Any]]:
+    if type(choices) is list and choices and type(choices[0]) is not dict:
+        try:
+            return [_model_choice_message(choice) for choice in choices]
+        except AttributeError:
+            pass  # a message or choice class without one of the fields: read it field by field
+    return [_choice_message(choice) for choice in choices]
+
+
 def record_chat_response(span: Span, response: Any) -> None:
     """Record a chat completion (object or dict) on ``span``; None records no response."""
     if response is None:
@@ -184,7 +222,7 @@ def record_chat_response(span: Span, response: Any) -> None:
 
     get = reader(response)
     choices = get(response, "choices", None) or []
-    messages = [_choice_message(choice) for choice in choices]
+    messages = _choice_messages(choices)
     content = messages[0]["content"] if messages else None
     text = content if type(content) is str else text_of_content(content)
     usage = get(response, "usage", None)
