@@ -22,13 +22,13 @@ rounds interleave the variants so that drift in machine load hits all of them al
 
 Inside each interpreter the timed calls alternate between blocks with the tracing library's
 patches in place and blocks with openai's own methods put back (`Patches`). The "added" time
-of a variant is the difference between those two medians in the same process. Two processes
-running identical code measured medians up to 50 microseconds apart here, as much as the
-whole overhead of a light tracer, and pairing the blocks in one process removes that part of
-the noise. The "bare" variant has nothing to swap, so its added time shows the noise left.
+of a variant is the difference between those two medians in the same process. Comparing
+separate processes instead gave kaizen 156 and 230 microseconds added in two runs of
+identical code (2026-12-05, 2-core AMD EPYC), a spread as large as the whole overhead of a
+light tracer. The "bare" variant has nothing to swap, so its added time shows the noise left.
 
     .venv/bin/pip install -r benchmarks/requirements.txt
-    .venv/bin/python benchmarks/exporter_overhead.py --calls 3000 --rounds 5
+    .venv/bin/python benchmarks/exporter_overhead.py --calls 2000 --blocks 10 --rounds 5
 """
 
 from __future__ import annotations
