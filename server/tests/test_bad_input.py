@@ -363,6 +363,14 @@ def test_nul_in_query_is_422(api):
     assert "'task'" in response.json()["detail"]
 
 
+def test_bad_query_timestamp_names_format(api):
+    response = api.get("/api/v1/traces", params={"since": "last week"})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "query field 'since' = 'last week'" in detail
+    assert "ISO 8601" in detail
+
+
 def test_bad_query_values_are_422(api):
     for params, field in (
         ({"min_score": 2}, "min_score"),

@@ -250,9 +250,17 @@ def describe_validation_error(exc: ValidationError) -> str:
         shown = repr(error.get("input"))
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        if error["type"].startswith(("datetime", "date_")):
-            # pydantic's message describes what is wrong with the text, not the form it expects.
-            message = f"{message}; send an ISO 8601 timestamp such as {TIMESTAMP_EXAMPLE}"
-        parts.append(f"field '{location}' = {shown}: {message}")
+        parts.append(f"field '{location}' = {shown}: {with_expected_form(error['type'], message)}")
 
     return "; ".join(parts)
+
+
+def with_expected_form(error_type: str, message: str) -> str:
+    """Return a pydantic error message, with the expected form added to one about a timestamp.
+
+    pydantic's message describes what is wrong with the text, not the form it expects.
+    """
+    if error_type.startswith(("datetime", "date_")):
+        return f"{message}; send an ISO 8601 timestamp such as {TIMESTAMP_EXAMPLE}"
+
+    return message

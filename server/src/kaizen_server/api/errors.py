@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kaizen_server.wire import with_expected_form
+
 logger = logging.getLogger("kaizen_server.api")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -55,7 +57,7 @@ def _validation_problem(exc: RequestValidationError) -> JSONResponse:
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
         field = ".".join(location[1:] if location and location[0] in ("query", "path", "header") else location) or "body"
         where = error.get("loc", ("body",))[0]
-        message = str(error.get("msg", "invalid"))
+        message = with_expected_form(str(error.get("type", "")), str(error.get("msg", "invalid")))
         if error.get("type") == "missing":
             sentence = f"{where} field '{field}' is missing"
         else:
