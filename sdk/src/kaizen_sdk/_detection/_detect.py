@@ -53,8 +53,8 @@ _MAX_WINNERS_PER_SITE = 4
 _site_winners: dict[tuple[int, ...], tuple[tuple[CodeType, ...], list[_Winner]]] = {}
 # Winners that no frame further out can beat, cached per innermost call site alone: (id of the
 # code object, instruction offset) -> (the code object, winners). Such a winner is a string
-# template bound to a global or attribute name in the innermost user frame. Rule 4 ranks the
-# kind first, then the scope, then the frame, so a candidate in an outer frame always ranks
+# template bound to a global or attribute name in the innermost user frame. Candidates rank
+# by kind first, then by scope, then by frame, so a candidate in an outer frame always ranks
 # below it. Checking it needs neither the walk to the outer frames nor the chain's key.
 _innermost_winners: dict[tuple[int, int], tuple[CodeType, list[_Winner]]] = {}
 
